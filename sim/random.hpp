@@ -33,6 +33,9 @@ constexpr std::uint64_t splitmix64(std::uint64_t& state) {
   return z ^ (z >> 31);
 }
 
+// 128-bit product for Lemire's bounded integers (GCC/Clang extension).
+__extension__ using Uint128 = unsigned __int128;
+
 class RandomStream {
  public:
   using result_type = std::uint64_t;
@@ -63,12 +66,12 @@ class RandomStream {
   double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
   /// Uniform integer in [0, n), n > 0, without modulo bias (Lemire's method).
   std::uint64_t below(std::uint64_t n) {
-    unsigned __int128 m = static_cast<unsigned __int128>((*this)()) * n;
+    Uint128 m = static_cast<Uint128>((*this)()) * n;
     auto low = static_cast<std::uint64_t>(m);
     if (low < n) {
       const std::uint64_t threshold = (0 - n) % n;
       while (low < threshold) {
-        m = static_cast<unsigned __int128>((*this)()) * n;
+        m = static_cast<Uint128>((*this)()) * n;
         low = static_cast<std::uint64_t>(m);
       }
     }
