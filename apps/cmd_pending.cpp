@@ -14,6 +14,9 @@ int pending(const std::string& name, const std::vector<std::string>& args, const
     print_command_help("moesim " + name + " [SCENARIO.ini] [--section.key=value ...]", what, desc, true);
     return 0;
   }
+  // The arguments and the scenario are still checked in full.
+  (void)make_config(parsed.positional.empty() ? std::nullopt : std::optional<std::string>(parsed.positional[0]),
+                    parsed.overrides);
   std::cerr << "moesim " << name << ": not available yet in this build (" << what << ")\n";
   return 2;
 }

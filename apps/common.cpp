@@ -82,6 +82,11 @@ ParsedArgs parse_command_args(const std::string& command, const std::vector<std:
           throw InputError("option '--" + name + "' needs a value (--" + name + "=VALUE)");
         }
       }
+      // Checked here too, so that a bad value is reported even by a
+      // subcommand that never builds a full scenario.
+      if (const std::string err = OptionRegistry::validate(*spec, value); !err.empty()) {
+        throw InputError("command line (--" + name + "): " + name + ": " + err);
+      }
       parsed.overrides.emplace_back(name, value);
       continue;
     }
