@@ -1,8 +1,28 @@
 #include "apps/scenario_options.hpp"
 
+#include "analysis/claims_options.hpp"
+#include "topology/network.hpp"
+#include "topology/topology_options.hpp"
+#include "workloads/batch_options.hpp"
+#include "workloads/workload_options.hpp"
+#if __has_include("workloads/serving_options.hpp")
+#include "workloads/serving_options.hpp"
+#define MOESIM_HAVE_SERVING_OPTIONS 1
+#endif
+
 namespace moesim::cli {
 
 void register_all_scenario_options(OptionRegistry& r) {
+  // Each module defines its own options, once.
+  register_topology_options(r);       // [topology]
+  register_network_options(r);        // [network]
+  register_workload_model_options(r); // [model] [gpu] [strategy] [routing] [memory]
+  register_batch_options(r);          // [workload] batch mode
+#ifdef MOESIM_HAVE_SERVING_OPTIONS
+  register_serving_options(r);        // [workload] serving, [scheduler], [slo]
+#endif
+  register_claims_options(r);         // [claims] [assumptions]
+
   // Run-level options owned by the application.
   r.add({.name = "run.seed", .type = OptionType::kInt, .unit = "", .default_value = "1",
          .help = "Scenario seed; every random stream (routing, arrivals, lengths) is derived from it "

@@ -21,6 +21,15 @@ struct GpuSpec {
   /// Measured large-GEMM efficiency (measured BF16 matmul / peak), used as the
   /// ceiling of the GEMM efficiency model (calibration.md).
   double max_gemm_efficiency = 0.87;
+  /// The same ceiling for FP8 GEMMs (measured FP8 matmul / fp8 peak); 0 = use
+  /// max_gemm_efficiency. (H100 SXM measured 1402.6 of 1979 TFLOPS = 0.709,
+  /// stas00/ml-engineering MAMF table; docs/compute-model.md.)
+  double max_gemm_efficiency_fp8 = 0.0;
+  /// Achievable fraction of the dense peak for FlashAttention-style prefill at
+  /// long sequences: FlashAttention-2 forward reaches up to 73 % of A100 peak
+  /// (Dao 2023, arXiv 2307.08691), FlashAttention-3 75 % of H100 BF16 peak
+  /// (Shah et al. 2024, arXiv 2407.08608).
+  double attention_efficiency = 0.73;
   /// Achievable fraction of HBM bandwidth for streaming kernels.
   double memory_efficiency = 0.85;
   Duration kernel_launch_overhead = Duration::ns(4'000);
