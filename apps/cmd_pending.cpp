@@ -6,7 +6,7 @@
 
 namespace moesim::cli {
 namespace {
-int pending(const std::string& name, const std::vector<std::string>& args, const char* what) {
+[[maybe_unused]] int pending(const std::string& name, const std::vector<std::string>& args, const char* what) {
   po::options_description desc("Options");
   desc.add_options()("json", "print one JSON document");
   const ParsedArgs parsed = parse_command_args(name, args, desc, 1);
