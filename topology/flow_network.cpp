@@ -47,9 +47,12 @@ inline double snap_to_level(double level, double share) {
 // Construction, paths, slots
 // ---------------------------------------------------------------------------
 
-FlowSolver::FlowSolver(Simulator& sim, std::vector<double> capacity, Duration alpha)
-    : sim_(sim), alpha_(alpha), cap_(std::move(capacity)) {
+FlowSolver::FlowSolver(Simulator& sim, std::vector<double> capacity, Duration alpha, double drain_tolerance)
+    : sim_(sim), alpha_(alpha), drain_tolerance_(drain_tolerance), cap_(std::move(capacity)) {
   if (alpha_ < Duration::zero()) throw std::invalid_argument("flow solver: alpha must be >= 0");
+  if (!(drain_tolerance_ >= 0.0 && drain_tolerance_ <= 0.1)) {
+    throw std::invalid_argument("flow solver: drain tolerance must be in [0, 0.1]");
+  }
   for (std::size_t l = 0; l < cap_.size(); ++l) {
     if (!(cap_[l] > 0.0) || !std::isfinite(cap_[l])) {
       throw std::invalid_argument("flow solver: link " + std::to_string(l) +
@@ -698,11 +701,13 @@ void FlowSolver::reschedule_drain() {
 void FlowSolver::on_drain() {
   drain_at_ = -1;
   const std::int64_t now = sim_.now().count_ps();
-  // Flows due within a relative 1e-9 (2^-30) of their own remaining time are
-  // drained now too; `window` bounds how far the heap is searched for them.
-  const std::int64_t window = 1 + (now >> 28);
+  // Flows due within drain_tolerance_ of their own duration (since they were
+  // started) are drained now too; `window` bounds how far the heap is searched
+  // for them.
+  const double tol = drain_tolerance_;
+  const auto window = static_cast<std::int64_t>(2.0 + tol / (1.0 - tol) * static_cast<double>(now + 1));
   const auto due_now = [&](const DrainEntry& e) {
-    return e.finish - now <= 1 + ((e.finish - f_last_[us(e.slot)]) >> 30);
+    return static_cast<double>(e.finish - now) <= 1.0 + tol * static_cast<double>(e.finish - f_start_[us(e.slot)]);
   };
   deferred_.clear();
   std::size_t popped = 0;
@@ -837,7 +842,8 @@ std::vector<LinkUsage> FlowSolver::link_usage() const {
 // ---------------------------------------------------------------------------
 
 FlowNetwork::FlowNetwork(Simulator& sim, const Topology& topology, NetworkParams params)
-    : NetworkModel(sim, topology, std::move(params)), solver_(sim, capacities(), params_.alpha) {
+    : NetworkModel(sim, topology, std::move(params)),
+      solver_(sim, capacities(), params_.alpha, params_.drain_tolerance) {
   solver_.set_signals(&transfer_started, &transfer_delivered);
 }
 

@@ -15,8 +15,8 @@
 //  - Rates come from progressive filling: repeatedly take the link with the
 //    smallest fair share (unallocated capacity / unfrozen flows, a min-heap of
 //    links), freeze its flows at that share (the water level), allocate it on
-//    their other links. Shares never fall below the current water level, so
-//    exact ties stay exact in floating point.
+//    their other links. Shares within 1e-12 (relative) of the current water
+//    level are taken as the level, so exact ties stay exact in floating point.
 //  - When flows start, the recomputation re-solves the connected component of
 //    the changed links (links -> flows crossing them -> their links ...).
 //  - When flows only leave, less is re-solved, still exactly: let m be the
@@ -34,18 +34,22 @@
 //    largest; Bertsekas & Gallager, 6.5.2). Only the flows on the changed
 //    links can have lost theirs; those (often none) are re-solved with all
 //    other rates fixed, and the region grows by any flow the new rates leave
-//    without a bottleneck, until none is. When flows of many sizes drain one by
-//    one (a skewed all-to-all), each drain then costs about the flows of a few
-//    links instead of a component.
+//    without a bottleneck, until none is. When a drain changes few rates it
+//    costs about the flows of a few links instead of a component; when it
+//    shifts much of the allocation (a skewed all-to-all), the region outgrows
+//    its limit (max(256, active/8) flows) and the level re-solve takes over.
 //  - A flow's remaining bytes are advanced lazily, only when its rate changes;
 //    its drain time is then last_update + transfer_duration(remaining, rate)
 //    (rounded up to the picosecond) and goes into a heap. ONE simulator event
 //    is kept pending, at the earliest drain time.
 //  - At a drain event every flow due by then is drained (bulk, when many are),
-//    including flows due within a relative 1e-9 of their own remaining time
-//    (about 20 ps for a 20 ms flow), so that flows which finish together in
-//    exact arithmetic but differ in the last bits of float are not drained one
-//    recomputation at a time. Bytes delivered are always the bytes sent.
+//    including flows due within a relative `drain_tolerance` (default 1e-9,
+//    about 20 ps for a 20 ms flow) of their own duration, so that flows
+//    which finish together in exact arithmetic but differ in the last bits of
+//    float are not drained one recomputation at a time. A larger tolerance
+//    (network.drain_tolerance = 1e-3, say) trades that much timing accuracy
+//    for fewer recomputations when many flows of different sizes drain one
+//    by one. Bytes delivered are always the bytes sent.
 //  - Delivery (the callback) follows at drain + path latency, grouped into one
 //    event per distinct delivery time.
 // Determinism: every container is a vector walked in a fixed order, ties are
@@ -69,8 +73,12 @@ class FlowSolver {
 
   /// `capacity[l]` = effective capacity of link l in bytes/s (> 0).
   /// `alpha` = per-message overhead before a flow enters its bandwidth phase.
-  /// Throws std::invalid_argument for a non-positive or non-finite capacity.
-  FlowSolver(Simulator& sim, std::vector<double> capacity, Duration alpha);
+  /// `drain_tolerance`: a flow due within this fraction of its own duration
+  /// (since it started) is drained together with the flows draining now (see the header
+  /// comment; network.drain_tolerance). Throws std::invalid_argument for a
+  /// non-positive or non-finite capacity, alpha < 0, a tolerance outside [0, 0.1].
+  FlowSolver(Simulator& sim, std::vector<double> capacity, Duration alpha,
+             double drain_tolerance = kDefaultDrainTolerance);
   ~FlowSolver();
   FlowSolver(const FlowSolver&) = delete;
   FlowSolver& operator=(const FlowSolver&) = delete;
@@ -159,6 +167,7 @@ class FlowSolver {
 
   Simulator& sim_;
   Duration alpha_;
+  double drain_tolerance_;
   const Signal<TransferRecord>* started_signal_ = nullptr;
   const Signal<TransferRecord>* delivered_signal_ = nullptr;
 

@@ -143,6 +143,10 @@ NetworkParams network_params_from_config(const Config& config, const Topology& t
     p.efficiency[i] = e;
     overridden += std::string("; ") + name + " from " + config.source(name);
   }
+  if (config.is_set("network.drain_tolerance")) {
+    p.drain_tolerance = config.get_double("network.drain_tolerance");
+    overridden += "; network.drain_tolerance from " + config.source("network.drain_tolerance");
+  }
   p.provenance += overridden;
   return p;
 }
@@ -156,6 +160,12 @@ void register_network_options(OptionRegistry& r) {
                    "per-message overhead paid by every transfer before its bytes move (e.g. 2.2us); unset: the "
                    "value calibrated for the topology preset (docs/network.md)",
                    0.0, 1.0, {}});
+  r.add(OptionSpec{"network.drain_tolerance", OptionType::kDouble, "fraction", "1e-9",
+                   "flow model: a transfer due to finish within this fraction of its remaining time finishes "
+                   "together with the transfers finishing now; 1e-9 keeps times exact to ~1e-9, 1e-3 trades 0.1 % "
+                   "of timing accuracy for far fewer rate recomputations when many transfers of different sizes "
+                   "finish one by one (skewed all-to-all)",
+                   0.0, 0.1, {}});
   const std::array<const char*, kLinkClassCount> what = {"NVLink / xGMI (scale-up)", "PCIe (GPU <-> NIC)",
                                                          "NIC <-> switch", "switch <-> switch"};
   for (std::size_t i = 0; i < kLinkClassCount; ++i) {
@@ -173,6 +183,9 @@ void register_network_options(OptionRegistry& r) {
 NetworkModel::NetworkModel(Simulator& sim, const Topology& topology, NetworkParams params)
     : sim_(sim), topology_(topology), params_(std::move(params)), gpus_(topology.gpu_count()) {
   if (params_.alpha < Duration::zero()) throw std::invalid_argument("network alpha must be >= 0");
+  if (!(params_.drain_tolerance >= 0.0 && params_.drain_tolerance <= 0.1)) {
+    throw std::invalid_argument("network drain tolerance must be in [0, 0.1]");
+  }
   for (double e : params_.efficiency) {
     if (!(e > 0.0 && e <= 1.0)) throw std::invalid_argument("network link-class efficiency must be in (0, 1]");
   }

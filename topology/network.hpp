@@ -73,9 +73,14 @@ struct NetworkCalibration {
 NetworkCalibration network_calibration(std::string_view topology_name);
 
 /// Fully resolved parameters of a network model.
+/// Flow model: flows due within this fraction of their remaining time drain
+/// together with the current drain (topology/flow_network.hpp).
+inline constexpr double kDefaultDrainTolerance = 1e-9;
+
 struct NetworkParams {
   NetworkModelKind model = NetworkModelKind::kFlow;
   Duration alpha;
+  double drain_tolerance = kDefaultDrainTolerance;
   /// Efficiency per LinkClass actually used (all > 0).
   std::array<double, kLinkClassCount> efficiency{1.0, 1.0, 1.0, 1.0};
   /// Where the figures came from, for reports ("dgx-h100 calibration; network.alpha from command line").
@@ -97,6 +102,7 @@ NetworkParams network_params_from_config(const Config& config, const Topology& t
 ///   network.pcie_efficiency     "
 ///   network.nic_efficiency      "
 ///   network.fabric_efficiency   "
+///   network.drain_tolerance     flow model: relative window for draining flows together (default 1e-9)
 void register_network_options(OptionRegistry& registry);
 
 /// What a signal reports about one transfer.
@@ -135,7 +141,7 @@ struct NetworkStats {
   /// Flow model, numerical self-check: largest |bytes left in the fluid
   /// integral| when a transfer was declared drained, beyond one picosecond's
   /// worth at its rate (the rounding of drain times), as a fraction of its
-  /// size. Bounded by the 2^-30 drain tolerance (flow_network.hpp).
+  /// size. Bounded by the drain tolerance (flow_network.hpp).
   double max_residual_fraction = 0.0;
 };
 

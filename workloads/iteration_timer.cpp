@@ -417,9 +417,9 @@ IterationTiming PlanTimer::run_plan(Plan plan, std::int32_t engine_filter, const
   IterationTiming t;
   t.stage_begin.assign(stages, Duration::max());
   t.stage_end.assign(stages, Duration::zero());
-  // Sampled plans: the region of each stage's dense and MoE layers.
-  std::vector<Duration> dense_begin(stages, Duration::max()), dense_end(stages, Duration::zero());
-  std::vector<Duration> moe_begin(stages, Duration::max()), moe_end(stages, Duration::zero());
+  std::vector<Duration> any_begin(stages, Duration::max());
+  // Sampled plans: when each layer's last op ended.
+  std::vector<Duration> layer_end(sampled != nullptr ? uz(sampled->model.layers) : 0, Duration::zero());
   const Plan& p = exec.plan();
   const Time start = exec.start_time();
   for (OpId op = 0; op < static_cast<OpId>(p.size()); ++op) {
@@ -428,39 +428,43 @@ IterationTiming PlanTimer::run_plan(Plan plan, std::int32_t engine_filter, const
     const Duration b = exec.begin_time(op) - start;
     const Duration e = exec.end_time(op) - start;
     const auto s = uz(sampled != nullptr ? sampled->stage_of_gpu[uz(gpu)] : stage_of_gpu_[uz(gpu)]);
-    t.stage_begin[s] = std::min(t.stage_begin[s], b);
+    // A stage is busy from its first op that does work: a replica without
+    // tokens runs zero-time ops (and zero-byte collectives) that begin early
+    // and then wait at the next rendezvous.
+    const bool work = p.kind(op) == OpKind::kCompute ? p.duration(op) > Duration::zero()
+                                                      : p.request(op).bytes > Bytes(0);
+    if (work) t.stage_begin[s] = std::min(t.stage_begin[s], b);
+    any_begin[s] = std::min(any_begin[s], b);
     t.stage_end[s] = std::max(t.stage_end[s], e);
     t.latency = std::max(t.latency, e);
     const std::int16_t layer = p.label(op).layer;
-    if (sampled != nullptr && layer >= 0) {
-      if (layer < sampled->model.dense_layers) {
-        dense_begin[s] = std::min(dense_begin[s], b);
-        dense_end[s] = std::max(dense_end[s], e);
-      } else {
-        moe_begin[s] = std::min(moe_begin[s], b);
-        moe_end[s] = std::max(moe_end[s], e);
-      }
-    }
+    if (sampled != nullptr && layer >= 0) layer_end[uz(layer)] = std::max(layer_end[uz(layer)], e);
   }
   for (std::size_t s = 0; s < stages; ++s) {
+    if (t.stage_begin[s] == Duration::max()) t.stage_begin[s] = any_begin[s];
     if (t.stage_begin[s] == Duration::max()) t.stage_begin[s] = s == 0 ? Duration::zero() : t.stage_end[s - 1];
     t.stage_end[s] = std::max(t.stage_end[s], t.stage_begin[s]);
   }
   if (sampled != nullptr) {
-    // Extrapolate: each stage's layer regions stretch by (layers / sampled).
-    // Stage s keeps its measured hand-over gap from stage s-1 and its own
-    // span outside the layers (embedding, LM head, sends).
+    // Extrapolate: the layers of one kind in a stage run back to back, so
+    // each missing layer adds the measured period between the ends of
+    // consecutive sampled layers. Stage s keeps its measured hand-over gap
+    // from stage s-1 and its own span outside the layers (embedding, LM
+    // head, sends).
     IterationTiming full;
     full.stage_begin.resize(stages);
     full.stage_end.resize(stages);
-    auto stretch = [](Duration region_b, Duration region_e, std::int64_t full_n, std::int64_t kept_n) {
-      if (kept_n <= 0 || full_n <= kept_n || region_e <= region_b) return Duration::zero();
-      const double extra = static_cast<double>(full_n - kept_n) / static_cast<double>(kept_n);
-      return Duration::ps(static_cast<std::int64_t>(std::llround(static_cast<double>((region_e - region_b).count_ps()) * extra)));
+    auto extra_of = [&](std::size_t s, std::int64_t first, std::int64_t kept, std::int64_t full_n) {
+      if (kept <= 0 || full_n <= kept) return Duration::zero();
+      const std::int64_t last = first + kept - 1;
+      const Duration period = kept >= 2 ? (layer_end[uz(last)] - layer_end[uz(first)]) / (kept - 1)
+                                        : layer_end[uz(first)] - t.stage_begin[s];
+      return std::max(Duration::zero(), period) * (full_n - kept);
     };
     for (std::size_t s = 0; s < stages; ++s) {
-      const Duration extra = stretch(dense_begin[s], dense_end[s], sampled->full_dense[s], sampled->kept_dense[s]) +
-                             stretch(moe_begin[s], moe_end[s], sampled->full_moe[s], sampled->kept_moe[s]);
+      const std::int64_t first = sampled->mapping->layer_range(static_cast<std::int64_t>(s)).first;
+      const Duration extra = extra_of(s, first, sampled->kept_dense[s], sampled->full_dense[s]) +
+                             extra_of(s, first + sampled->kept_dense[s], sampled->kept_moe[s], sampled->full_moe[s]);
       full.stage_begin[s] = s == 0 ? t.stage_begin[0]
                                    : full.stage_end[s - 1] + (t.stage_begin[s] - t.stage_end[s - 1]);
       full.stage_end[s] = full.stage_begin[s] + (t.stage_end[s] - t.stage_begin[s]) + extra;

@@ -113,7 +113,7 @@ void register_serving_options(OptionRegistry& r) {
 
   r.add(opt("scheduler.sample_layers", OptionType::kInt, "layers", "4",
             "Iteration-time cache: on a cache miss simulate this many MoE (and dense) layers per pipeline stage and "
-            "extrapolate to the stage's layers; 0 = simulate every layer. docs/serving.md.",
+            "extrapolate to the stage's layers (>= 2); 0 = simulate every layer. docs/serving.md.",
             0, 1e6));
 
   // ---- SLO ----
@@ -194,6 +194,10 @@ ServingOptions serving_options_from_config(const Config& c) {
                                                                  : RouterKind::kLeastOutstandingTokens;
   o.shape_buckets = static_cast<int>(c.get_int("scheduler.shape_buckets"));
   o.sample_layers = static_cast<int>(c.get_int("scheduler.sample_layers"));
+  if (o.sample_layers == 1) {
+    throw InputError(where(c, "scheduler.sample_layers") +
+                     " must be 0 (every layer) or >= 2: the layer period is measured between two layers");
+  }
 
   o.slo.ttft = c.get_duration("slo.ttft");
   o.slo.tpot = c.get_duration("slo.tpot");

@@ -398,3 +398,26 @@ TEST_CASE("drains in an all-to-all with many equal shares re-solve locally and e
   INFO("recomputations " << st.rate_recomputations << ", flows re-solved " << st.flows_resolved);
   REQUIRE(st.flows_resolved < 2080 / 2);
 }
+
+TEST_CASE("a drain tolerance lets nearly simultaneous drains share one instant", "[network][flow][batching]") {
+  // Two independent 1 GB/s links; flows of 1,000,000 and 1,004,000 bytes end at
+  // 1.000 ms and 1.004 ms (0.4 % apart). Exact (default 1e-9): two drain
+  // instants. With a 1 % tolerance the second is drained with the first, at
+  // 1.000 ms (0.4 % early), still delivering all its bytes.
+  for (double tol : {kDefaultDrainTolerance, 1e-2}) {
+    Simulator sim;
+    FlowSolver solver(sim, {1.0 * kGBps, 1.0 * kGBps}, Duration::zero(), tol);
+    const std::vector<LinkId> links = {0, 1};
+    Recorder rec;
+    solver.start(solver.add_path(std::span<const LinkId>(&links[0], 1), Duration::zero()), Bytes(1'000'000),
+                 rec.at(sim, 0));
+    solver.start(solver.add_path(std::span<const LinkId>(&links[1], 1), Duration::zero()), Bytes(1'004'000),
+                 rec.at(sim, 1));
+    sim.run();
+    REQUIRE(rec.delivered_ps[0] == (1_ms).count_ps());
+    REQUIRE(rec.delivered_ps[1] == (tol < 1e-3 ? 1'004'000'000 : (1_ms).count_ps()));
+    REQUIRE(solver.stats().bytes_delivered.count() == 2'004'000);
+  }
+  Simulator sim;
+  REQUIRE_THROWS_AS(FlowSolver(sim, {1e9}, Duration::zero(), 0.5), std::invalid_argument);
+}

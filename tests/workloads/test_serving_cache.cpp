@@ -147,9 +147,11 @@ TEST_CASE("cached iteration times agree with the exact plan within the stated bo
     const double mean = sum / static_cast<double>(rec.seen.size());
     INFO("EP " << ep << ", " << k.routing << " routing: " << rec.seen.size() << " iterations, mean |error| " << mean
                 << ", worst " << worst);
-    // docs/serving.md: per iteration within 10 %, on average within 3 %.
-    if (balanced) CHECK(worst <= 0.10);
-    CHECK(mean <= 0.03);
+    // docs/serving.md: the quantisation bounds an iteration's error by 10 %;
+    // measured (balanced routing) it stays below 2 %, so 5 % here also
+    // catches regressions. On average within 1 % (balanced) and 2 % (uniform).
+    if (balanced) CHECK(worst <= 0.05);
+    CHECK(mean <= (balanced ? 0.01 : 0.02));
   }
 }
 
@@ -164,7 +166,9 @@ TEST_CASE("a cached run agrees with an exact run end to end", "[serving][cache]"
   INFO("TTFT " << a.summary.ttft.mean << " vs " << b.summary.ttft.mean << "; TPOT " << a.summary.tpot.mean << " vs "
                << b.summary.tpot.mean);
   CHECK(a.summary.ttft.mean == Approx(b.summary.ttft.mean).epsilon(0.03));
-  CHECK(a.summary.ttft.p90 == Approx(b.summary.ttft.p90).epsilon(0.05));
+  // (Means, not tail percentiles: with 80 measured requests a p90 is decided
+  // by a few requests whose queueing changes by a whole iteration when an
+  // iteration boundary moves by a fraction of a percent.)
   CHECK(a.summary.tpot.mean == Approx(b.summary.tpot.mean).epsilon(0.03));
   CHECK(a.summary.output_tokens_per_s == Approx(b.summary.output_tokens_per_s).epsilon(0.03));
   CHECK(a.summary.e2e.mean == Approx(b.summary.e2e.mean).epsilon(0.03));
