@@ -5,10 +5,7 @@
 #include "topology/topology_options.hpp"
 #include "workloads/batch_options.hpp"
 #include "workloads/workload_options.hpp"
-#if __has_include("workloads/serving_options.hpp")
 #include "workloads/serving_options.hpp"
-#define MOESIM_HAVE_SERVING_OPTIONS 1
-#endif
 
 namespace moesim::cli {
 
@@ -18,9 +15,7 @@ void register_all_scenario_options(OptionRegistry& r) {
   register_network_options(r);        // [network]
   register_workload_model_options(r); // [model] [gpu] [strategy] [routing] [memory]
   register_batch_options(r);          // [workload] batch mode
-#ifdef MOESIM_HAVE_SERVING_OPTIONS
   register_serving_options(r);        // [workload] serving, [scheduler], [slo]
-#endif
   register_claims_options(r);         // [claims] [assumptions]
 
   // Run-level options owned by the application.

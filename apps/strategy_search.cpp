@@ -511,6 +511,9 @@ const SearchRow* SearchResult::best() const {
 
 SearchResult run_strategy_search(const Config& base, const SearchOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
+  if (options.final_network != "scenario" && options.final_network != "analytical") {
+    throw InputError("final network must be 'scenario' or 'analytical', not '" + options.final_network + "'");
+  }
   const Scenario sc = scenario_of(base, options);
   SearchResult result;
   result.mode = sc.mode;
@@ -604,6 +607,7 @@ SearchResult run_strategy_search(const Config& base, const SearchOptions& option
       SearchRow& r = rows[finals[k]];
       Config c = base;
       set_strategy(c, r.strategy);
+      if (options.final_network == "analytical") c.set("network.model", "analytical", "strategy search (final pass)");
       try {
         const PerformanceMetrics p = simulate_performance(c, sc.statistic);
         r.final_simulated = true;
@@ -653,10 +657,13 @@ SearchResult run_strategy_search(const Config& base, const SearchOptions& option
     if (rows[i].is_scenario_plan) result.scenario_plan = i;
   }
   result.rows = std::move(rows);
+  const NetworkModelKind net_model = network_params_from_config(base, sc.topology).model;
   result.fidelity = "screening: every valid plan, one engine, " + std::string(to_string(sc.screen_network.model)) +
                     " network" + (sc.mode == "serving" ? ", prefill + decode iteration estimate" : "") +
-                    "; final: top " + std::to_string(options.final_plans) +
-                    " + the scenario's plan at the scenario's fidelity";
+                    "; final: top " + std::to_string(options.final_plans) + " + the scenario's plan, " +
+                    (options.final_network == "analytical" ? std::string("analytical network")
+                                                           : std::string(to_string(net_model)) + " network") +
+                    ", the scenario's routing";
   result.slo = sc.mode == "serving"
                    ? "TTFT " + sc.statistic + " <= " + fmt(sc.slo_ttft) + " s and TPOT " + sc.statistic +
                          " <= " + fmt(sc.slo_tpot) + " s"
@@ -803,6 +810,7 @@ void write_search_results(const std::filesystem::path& path, const SearchResult&
 BestPlanAnswer best_plan_answer(const Config& config) {
   SearchOptions opt;
   opt.final_plans = 4;
+  opt.final_network = "analytical";
   opt.progress = stderr_progress_bar("verify: strategy search (best_plan)");
   const SearchResult r = run_strategy_search(config, opt);
   BestPlanAnswer a;

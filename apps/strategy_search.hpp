@@ -89,6 +89,10 @@ struct SearchOptions {
   bool orthogonal = true;
   /// Screening network model: "analytical" (default; see above) or "flow".
   std::string screening_network = "analytical";
+  /// Network of the final pass: "scenario" (network.model of the scenario,
+  /// default) or "analytical" (the flow-level model of a 512-GPU expert
+  /// all-to-all can take minutes per plan; verify's best_plan uses this).
+  std::string final_network = "scenario";
   /// Screening: time models of 1 and 2 layers per stage and extrapolate
   /// (affine in the layers per stage; see strategy_search.cpp), instead of
   /// simulating every layer. Applies with the analytical network, no dense

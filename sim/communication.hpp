@@ -65,8 +65,9 @@ class CommunicationBackend {
   using Completion = UniqueFunction<void(const CollectiveResult&)>;
   virtual ~CommunicationBackend() = default;
   /// Starts the collective now; `on_complete` runs (as a simulator event) when
-  /// the last transfer has been delivered. Throws std::invalid_argument on a
-  /// malformed request (empty group, matrix of the wrong size, ...).
+  /// the last transfer has been delivered. Throws InputError (sim/options.hpp)
+  /// on a malformed request (empty group, GPU out of range, matrix of the
+  /// wrong size, ...), since requests come from user-given plans.
   virtual void start(CollectiveRequest request, Completion on_complete) = 0;
 };
 

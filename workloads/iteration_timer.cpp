@@ -418,8 +418,10 @@ IterationTiming PlanTimer::run_plan(Plan plan, std::int32_t engine_filter, const
   t.stage_begin.assign(stages, Duration::max());
   t.stage_end.assign(stages, Duration::zero());
   std::vector<Duration> any_begin(stages, Duration::max());
-  // Sampled plans: when each layer's last op ended.
+  // Sampled plans: when each layer's first op doing work began and its last
+  // op ended.
   std::vector<Duration> layer_end(sampled != nullptr ? uz(sampled->model.layers) : 0, Duration::zero());
+  std::vector<Duration> layer_begin(layer_end.size(), Duration::max());
   const Plan& p = exec.plan();
   const Time start = exec.start_time();
   for (OpId op = 0; op < static_cast<OpId>(p.size()); ++op) {
@@ -438,7 +440,10 @@ IterationTiming PlanTimer::run_plan(Plan plan, std::int32_t engine_filter, const
     t.stage_end[s] = std::max(t.stage_end[s], e);
     t.latency = std::max(t.latency, e);
     const std::int16_t layer = p.label(op).layer;
-    if (sampled != nullptr && layer >= 0) layer_end[uz(layer)] = std::max(layer_end[uz(layer)], e);
+    if (sampled != nullptr && layer >= 0) {
+      layer_end[uz(layer)] = std::max(layer_end[uz(layer)], e);
+      if (work) layer_begin[uz(layer)] = std::min(layer_begin[uz(layer)], b);
+    }
   }
   for (std::size_t s = 0; s < stages; ++s) {
     if (t.stage_begin[s] == Duration::max()) t.stage_begin[s] = any_begin[s];
@@ -446,19 +451,29 @@ IterationTiming PlanTimer::run_plan(Plan plan, std::int32_t engine_filter, const
     t.stage_end[s] = std::max(t.stage_end[s], t.stage_begin[s]);
   }
   if (sampled != nullptr) {
-    // Extrapolate: the layers of one kind in a stage run back to back, so
-    // each missing layer adds the measured period between the ends of
-    // consecutive sampled layers. Stage s keeps its measured hand-over gap
-    // from stage s-1 and its own span outside the layers (embedding, LM
-    // head, sends).
+    // Extrapolate: the layers of one kind in a stage run back to back (each
+    // starts when the previous one's closing collectives end), so each
+    // missing layer adds the measured period between the ends of consecutive
+    // sampled layers. Stage s keeps its measured hand-over gap from stage s-1
+    // and its own span outside the layers (embedding, LM head, sends).
     IterationTiming full;
     full.stage_begin.resize(stages);
     full.stage_end.resize(stages);
     auto extra_of = [&](std::size_t s, std::int64_t first, std::int64_t kept, std::int64_t full_n) {
       if (kept <= 0 || full_n <= kept) return Duration::zero();
       const std::int64_t last = first + kept - 1;
-      const Duration period = kept >= 2 ? (layer_end[uz(last)] - layer_end[uz(first)]) / (kept - 1)
-                                        : layer_end[uz(first)] - t.stage_begin[s];
+      // Between the ends of consecutive layers: the steady state. (The first
+      // layer's own duration is not used: replicas with less work before it,
+      // e.g. a shorter embedding, start it early, so from its first op to its
+      // end is longer than a period.) One sampled layer: no period to measure
+      // (sample_layers >= 2 is enforced); use it from its first op doing work.
+      Duration period;
+      if (kept >= 2) {
+        period = (layer_end[uz(last)] - layer_end[uz(first)]) / (kept - 1);
+      } else {
+        const Duration from = layer_begin[uz(first)] == Duration::max() ? t.stage_begin[s] : layer_begin[uz(first)];
+        period = layer_end[uz(first)] - from;
+      }
       return std::max(Duration::zero(), period) * (full_n - kept);
     };
     for (std::size_t s = 0; s < stages; ++s) {
