@@ -43,14 +43,16 @@ OptionSpec string_option(std::string name, std::string def, std::string help) {
 void register_claims_options(OptionRegistry& r) {
   for (const ClaimKind& k : claim_kinds()) {
     r.add(claim_option(k, "", "Claimed: "));
-    OptionSpec tol = string_option("claims." + std::string(k.key) + "_tolerance", "",
-                                   "Tolerance of claims." + std::string(k.key) +
-                                       " (and its _review/_target): '10%' relative, or an amount in " +
-                                       std::string(k.unit) + ".");
+    OptionSpec tol = string_option(
+        "claims." + std::string(k.key) + "_tolerance", "",
+        "Tolerance of claims." + std::string(k.key) + " (and its _review/_target): " +
+            (k.type == ClaimValueType::kBool ? std::string("'10%' of the best plan's throughput.")
+                                             : "'10%' relative, or an amount in " + std::string(k.unit) + "."));
     r.add(tol);
     if (k.category == ClaimCategory::kArithmetic || k.category == ClaimCategory::kMemory) {
       r.add(claim_option(k, "_review",
-                         "Another document's figure for the same plan (e.g. a correction's 'requires ...'): "));
+                         "A second figure for the same quantity of the same plan (a correction's 'requires ...', or "
+                         "another figure in the same document): "));
     }
     if (k.category == ClaimCategory::kPerformance) {
       r.add(claim_option(k, "_target", "A requirement the document says the plan meets: "));

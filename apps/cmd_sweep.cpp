@@ -234,12 +234,15 @@ int run_search(const std::optional<std::string>& scenario, const ParsedArgs& par
   const Config config = make_config(scenario, parsed.overrides);
   SearchOptions options;
   std::mutex mu;
-  options.progress = [&mu](std::size_t done, std::size_t total) {
+  bool line_open = false;
+  options.progress = [&mu, &line_open](std::size_t done, std::size_t total) {
     const std::lock_guard<std::mutex> lock(mu);
     std::cerr << "\rmoesim sweep: searching strategies " << done << "/" << total << std::flush;
-    if (done == total) std::cerr << "\n";
+    line_open = done != total;
+    if (!line_open) std::cerr << "\n";
   };
   const SearchResult result = run_strategy_search(config, options);
+  if (line_open) std::cerr << "\n";
   if (output) write_search_results(*output, result, config, command);
   if (json) {
     std::cout << search_result_json(result).dump(2) << "\n";

@@ -403,7 +403,7 @@ std::int64_t PlanTimer::layers_to_sample(std::int64_t tokens) const {
 }
 
 bool PlanTimer::engine_local() {
-  return options_.buckets > 0 && sampled(options_.sample_layers > 0 ? options_.sample_layers : 1).engine_local;
+  return options_.buckets > 0 && sampled(layers_to_sample(std::int64_t{1} << 40)).engine_local;
 }
 
 IterationTiming PlanTimer::run_plan(Plan plan, std::int32_t engine_filter, const Sampled* sampled) {

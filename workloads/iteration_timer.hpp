@@ -28,8 +28,9 @@
 //     cluster with the other engines idle when the restriction does not
 //     reproduce the cluster's EP/ETP groups); and
 //  3. simulates k layers of each kind (dense, MoE) per pipeline stage and
-//     stretches each stage's measured layer region by (layers / k): the layers
-//     of a stage run one after the other (every layer ends with the combine
+//     adds, for each missing layer, the measured layer period (between the
+//     ends of consecutive sampled layers): the layers of a stage run one
+//     after the other (every layer ends with the combine
 //     rendezvous and the TP all-reduce), are identical in structure and differ
 //     only in their routing draw. k starts at scheduler.sample_layers
 //     (default 4) and doubles while k x (new tokens x top_k / EP) <

@@ -125,6 +125,9 @@ TEST_CASE("cached iteration times agree with the exact plan within the stated bo
     const EngineLayout layout = engine_layout(mapping);
     PlanTimer cached(model, mapping, compute, routing_from_config(config), streams, topology, net, layout,
                      PlanTimerOptions{8, 4});
+    // EP4: two engines of 2 replicas, a cache miss runs on one engine only;
+    // EP8: a single engine (the whole cluster).
+    CHECK(cached.engine_local() == (std::string(ep) == "4"));
     Recorder rec(cached, 37);
     SchedulerConfig sched = so.scheduler;
     sched.kv_blocks = kv_capacity(model, strategy, gpu, memory_options_from_config(config), sched.max_batched_tokens,

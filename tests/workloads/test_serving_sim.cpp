@@ -118,9 +118,10 @@ TEST_CASE("at a very low rate TTFT is the bare prefill latency of one request (b
     INFO("shape buckets " << buckets << ": batch-mode prefill " << prefill << " s");
     const auto& t = run.summary.ttft;
     // Cached (buckets 8): 1024 is a bucket value, so the shape is exact; the
-    // sampled layers (4 of 32, extrapolated) add the error docs/serving.md
-    // states (< 3 % on prefill iterations).
-    const double tol = std::string(buckets) == "0" ? 0.01 : 0.03;
+    // 4 sampled layers (3 measured layer periods, one routing draw) stand for
+    // 32, which moves a 1024-token prefill by a few % one way or the other
+    // (docs/serving.md: unbiased over draws, +0.3 % on average over 16).
+    const double tol = std::string(buckets) == "0" ? 0.01 : 0.05;
     CHECK(t.p50 == Approx(prefill).epsilon(tol));
     CHECK(t.max == Approx(prefill).epsilon(tol + 0.01));
     CHECK(run.summary.queue.max < 1e-9);
@@ -246,4 +247,25 @@ TEST_CASE("routers: round robin deals requests in turn; least outstanding tokens
   }
   const auto [lo, hi] = std::minmax_element(load.begin(), load.end());
   CHECK(*hi - *lo <= biggest);
+}
+
+TEST_CASE("inconsistent serving options are input errors naming the key", "[serving][sim]") {
+  auto message = [](Overrides o) -> std::string {
+    try {
+      (void)analysis::run_serving(scenario(std::move(o)));
+    } catch (const InputError& e) {
+      return e.what();
+    }
+    return "(no InputError)";
+  };
+  CHECK_THAT(message({{"workload.requests", "10"}, {"workload.duration", "5s"}}), Catch::Contains("workload.duration"));
+  CHECK_THAT(message({{"workload.warmup", "0.5"}, {"workload.cooldown", "0.5"}}), Catch::Contains("workload.warmup"));
+  CHECK_THAT(message({{"scheduler.sample_layers", "1"}}), Catch::Contains("scheduler.sample_layers"));
+  CHECK_THAT(message({{"workload.arrival", "trace"}}), Catch::Contains("workload.trace"));
+  CHECK_THAT(message({{"workload.prompt_min", "100"}, {"workload.prompt_max", "10"}}),
+             Catch::Contains("workload.prompt_max"));
+  // Without chunked prefill a prompt + output longer than the token budget can never be (re)computed.
+  CHECK_THAT(message({{"scheduler.chunked_prefill", "false"}, {"scheduler.max_batched_tokens", "64"},
+                      {"workload.requests", "10"}}),
+             Catch::Contains("scheduler.max_batched_tokens"));
 }
