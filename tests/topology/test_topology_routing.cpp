@@ -1,7 +1,6 @@
 // Routing: shortest paths, ECMP spread and determinism, latency sums.
 #include <catch2/catch.hpp>
 
-#include <chrono>
 #include <map>
 #include <vector>
 
@@ -128,25 +127,20 @@ TEST_CASE("a route relays through GPUs only when nothing else connects", "[topol
   check_contiguous(ring, r, 1, 0);
 }
 
-TEST_CASE("routes for a 256-GPU all-to-all are cheap", "[topology][routing]") {
+TEST_CASE("routes for a 256-GPU all-to-all have the hand-counted hops, cached or not", "[topology][routing]") {
+  // (Route cost is measured by bench_network_alltoall, not asserted here.)
   const Topology t = make_topology_preset("dgx-h100", 32);
-  const auto start = std::chrono::steady_clock::now();
   std::size_t hops = 0;
   for (GpuId s = 0; s < 256; ++s) {
     for (GpuId d = 0; d < 256; ++d) hops += t.route(s, d).links.size();
   }
-  const double first = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   // Hand count per source: 7 NVSwitch peers x 2 hops, 31 same-rail x 4, 31 x 7 other-rail x 6.
   CHECK(hops == 256U * (7U * 2U + 31U * 4U + 31U * 7U * 6U));
-  const auto again = std::chrono::steady_clock::now();
   std::size_t hops2 = 0;
   for (GpuId s = 0; s < 256; ++s) {
     for (GpuId d = 0; d < 256; ++d) hops2 += t.route(s, d).links.size();
   }
-  const double cached = std::chrono::duration<double>(std::chrono::steady_clock::now() - again).count();
   CHECK(hops2 == hops);
-  INFO("256-GPU all-pairs routes: first " << first * 1e3 << " ms, cached " << cached * 1e3 << " ms");
-  CHECK(first < 2.0);  // generous: well under a second on the CI machine
 }
 
 TEST_CASE("append_route gives the same links, latency and bottleneck as route", "[topology][routing]") {
