@@ -165,6 +165,9 @@ struct BestPlanAnswer {
   bool is_best = false;
   double plan_throughput = 0.0;  // the scenario plan's score (same unit as best_throughput)
   double best_throughput = 0.0;
+  double plan_latency_s = 0.0;   // TTFT (serving) or iteration latency (batch) of the scenario's plan
+  double best_latency_s = 0.0;   // ... of the best plan
+  std::string latency_label;     // "TTFT" | "latency"
   std::string throughput_unit;   // "tokens/s"
   std::string best_plan;         // description of the best plan found
   std::int64_t plans_evaluated = 0;

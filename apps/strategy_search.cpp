@@ -172,8 +172,8 @@ struct Scenario {
 };
 
 struct ScreenResult {
-  double tokens_per_s = 0.0;       // batch: the batch's tokens / latency; serving: capacity estimate
-  double rate_tokens_per_s = 0.0;  // serving: at the scenario's rate
+  double tokens_per_s = 0.0;           // batch: the batch's tokens / latency; serving: at the scenario's rate
+  double capacity_tokens_per_s = 0.0;  // serving: the saturation estimate
   double ttft_s = kInf;
   double tpot_s = 0.0;
   double sequences_per_s = 0.0;
@@ -293,7 +293,6 @@ ScreenResult screen(const Scenario& sc, const Topology& topology, const Strategy
     const double lat = t.latency.seconds();
     r.ttft_s = lat;
     r.tokens_per_s = static_cast<double>(sc.batch * (sc.prompt + 1)) / lat;
-    r.rate_tokens_per_s = r.tokens_per_s;
     r.sequences_per_s = static_cast<double>(sc.batch) / lat;
     r.meets_slo = !sc.batch_latency_slo || lat <= *sc.batch_latency_slo;
     return r;
@@ -321,8 +320,8 @@ ScreenResult screen(const Scenario& sc, const Topology& topology, const Strategy
   const double capacity = mu * adp;                              // requests/s, cluster
   const double served = std::min(sc.rate, capacity);
   r.sequences_per_s = served;
-  r.rate_tokens_per_s = served * (sc.mean_prompt + sc.mean_output);
-  r.tokens_per_s = capacity * (sc.mean_prompt + sc.mean_output);
+  r.tokens_per_s = served * (sc.mean_prompt + sc.mean_output);
+  r.capacity_tokens_per_s = capacity * (sc.mean_prompt + sc.mean_output);
   r.tpot_s = dec.latency.seconds();
   const double prefill_iterations = std::ceil(static_cast<double>(shape.prompt) / static_cast<double>(shape.chunk));
   if (sc.rate < capacity) {
@@ -566,7 +565,7 @@ SearchResult run_strategy_search(const Config& base, const SearchOptions& option
         r.screen_ttft_s = s.ttft_s;
         r.screen_meets_slo = s.meets_slo;
         r.tokens_per_s = s.tokens_per_s;
-        r.rate_tokens_per_s = s.rate_tokens_per_s;
+        r.capacity_tokens_per_s = s.capacity_tokens_per_s;
         r.ttft_s = s.ttft_s;
         r.tpot_s = s.tpot_s;
         r.sequences_per_s = s.sequences_per_s;
@@ -611,8 +610,7 @@ SearchResult run_strategy_search(const Config& base, const SearchOptions& option
       try {
         const PerformanceMetrics p = simulate_performance(c, sc.statistic);
         r.final_simulated = true;
-        r.rate_tokens_per_s = p.tokens_per_s.value_or(0.0);
-        r.tokens_per_s = r.rate_tokens_per_s;
+        r.tokens_per_s = p.tokens_per_s.value_or(0.0);
         r.sequences_per_s = p.sequences_per_s.value_or(0.0);
         if (sc.mode == "batch") {
           r.ttft_s = p.latency_s.value_or(kInf);
@@ -621,11 +619,6 @@ SearchResult run_strategy_search(const Config& base, const SearchOptions& option
           r.ttft_s = p.ttft_s.value_or(kInf);
           r.tpot_s = p.tpot_s.value_or(0.0);
           r.meets_slo = p.meets_slo.value_or(r.ttft_s <= sc.slo_ttft && r.tpot_s <= sc.slo_tpot);
-          // Capacity: the same requests all arriving at t = 0 (offline).
-          Config saturated = c;
-          saturated.set("workload.arrival", "offline", "strategy search (capacity run)");
-          const PerformanceMetrics cap = simulate_performance(saturated, sc.statistic);
-          r.tokens_per_s = cap.tokens_per_s.value_or(0.0);
         }
       } catch (const InputError& e) {
         r.valid = false;
@@ -660,10 +653,13 @@ SearchResult run_strategy_search(const Config& base, const SearchOptions& option
   const NetworkModelKind net_model = network_params_from_config(base, sc.topology).model;
   result.fidelity = "screening: every valid plan, one engine, " + std::string(to_string(sc.screen_network.model)) +
                     " network" + (sc.mode == "serving" ? ", prefill + decode iteration estimate" : "") +
-                    "; final: top " + std::to_string(options.final_plans) + " + the scenario's plan, " +
-                    (options.final_network == "analytical" ? std::string("analytical network")
-                                                           : std::string(to_string(net_model)) + " network") +
-                    ", the scenario's routing";
+                    (options.final_plans == 0
+                         ? std::string("; no final pass (screening estimates only)")
+                         : "; final: top " + std::to_string(options.final_plans) + " + the scenario's plan, " +
+                               (options.final_network == "analytical"
+                                    ? std::string("analytical network")
+                                    : std::string(to_string(net_model)) + " network") +
+                               ", the scenario's routing");
   result.slo = sc.mode == "serving"
                    ? "TTFT " + sc.statistic + " <= " + fmt(sc.slo_ttft) + " s and TPOT " + sc.statistic +
                          " <= " + fmt(sc.slo_tpot) + " s"
@@ -686,7 +682,7 @@ std::string format_search_result(const SearchResult& r) {
   const std::string lat = serving ? "TTFT_s" : "latency_s";
   char line[256];
   std::snprintf(line, sizeof line, "%-5s %-52s %14s %12s %5s %6s %s\n", "rank", "plan",
-                serving ? "capacity tok/s" : "tokens/s", lat.c_str(), "SLO", "pareto", "source");
+                "tokens/s", lat.c_str(), "SLO", "pareto", "source");
   o << line;
   std::size_t shown = 0;
   auto row_line = [&](const SearchRow& s) {
@@ -738,7 +734,7 @@ nlohmann::json search_result_json(const SearchResult& r) {
               {"valid", s.valid},
               {"tokens_per_s", num(s.tokens_per_s)},
               {"sequences_per_s", num(s.sequences_per_s)},
-              {"rate_tokens_per_s", num(s.rate_tokens_per_s)},
+              {"capacity_tokens_per_s", num(s.capacity_tokens_per_s)},
               {r.mode == "serving" ? "ttft_s" : "latency_s", num(s.ttft_s)},
               {"meets_slo", s.meets_slo},
               {"pareto", s.pareto},
@@ -815,7 +811,7 @@ BestPlanAnswer best_plan_answer(const Config& config) {
   const SearchResult r = run_strategy_search(config, opt);
   BestPlanAnswer a;
   a.plans_evaluated = static_cast<std::int64_t>(r.valid);
-  a.throughput_unit = r.mode == "serving" ? "tokens/s of capacity" : "tokens/s";
+  a.throughput_unit = r.mode == "serving" ? "tokens/s at the scenario's rate" : "tokens/s";
   a.note = r.fidelity;
   const SearchRow* best = r.best();
   if (best == nullptr || !r.scenario_plan) throw InputError("the strategy search found no valid plan");
@@ -825,6 +821,9 @@ BestPlanAnswer best_plan_answer(const Config& config) {
   a.ranked = static_cast<std::int64_t>(r.valid);
   a.plan_throughput = own.tokens_per_s;
   a.best_throughput = best->tokens_per_s;
+  a.plan_latency_s = own.ttft_s;
+  a.best_latency_s = best->ttft_s;
+  a.latency_label = r.mode == "serving" ? "TTFT" : "latency";
   a.best_plan = best->description;
   return a;
 }

@@ -36,19 +36,19 @@
 //    capacity estimate (requests/s) and a TTFT estimate at the scenario's
 //    rate (see strategy_search.cpp, screening_estimate()).
 // 2. Final: the top plans by screening score (SearchOptions::final_plans) and
-//    the scenario's own plan are simulated with the scenario's own fidelity
-//    (run_batch, or the serving simulator), and the final ranking uses those
-//    numbers. The screening score of the others is reported as such.
+//    the scenario's own plan are simulated with the full model and the
+//    scenario's routing (run_batch, or the serving simulator at the
+//    scenario's rate), and rank before the screened-only plans. The
+//    screening score of the others is reported as such.
 // Ranking: plans meeting the SLO first (serving: at the scenario's arrival
 // rate, SLO attainment >= slo.attainment in the final pass, the screening
 // estimate of TTFT and TPOT against slo.ttft / slo.tpot otherwise; batch:
 // the iteration latency against slo.ttft when the scenario sets it); among
-// them the highest throughput: batch, the batch's tokens / latency; serving,
-// the capacity (tokens/s when every request arrives at once: at a fixed
-// offered load every plan that keeps up serves the same tokens/s, so the
-// headroom is what tells them apart); plans within 1 % of the top are ordered
-// by TTFT (serving, at the scenario's rate) or latency (batch). The Pareto
-// front is over (throughput up, TTFT/latency down).
+// them the highest throughput under the scenario's workload: batch, the
+// batch's tokens / latency; serving, tokens/s at the scenario's rate (every
+// plan that keeps up with the offered load serves about the same, so plans
+// within 1 % of the top are ordered by TTFT (serving) or latency (batch)).
+// The Pareto front is over (throughput up, TTFT/latency down).
 //
 // ## Determinism and threads
 // Each plan is simulated independently with its own Simulator, network and
@@ -116,11 +116,12 @@ struct SearchRow {
   // Final pass (when simulated at full fidelity).
   bool final_simulated = false;
   /// The ranking figure (final when simulated, else screening): batch, the
-  /// batch's tokens / iteration latency; serving, the CAPACITY: tokens/s
-  /// with every request arriving at t = 0 (screening: the estimate).
+  /// batch's tokens / iteration latency; serving, total tokens/s at the
+  /// scenario's arrival rate.
   double tokens_per_s = 0.0;
-  /// Serving: tokens/s at the scenario's arrival rate (batch: = tokens_per_s).
-  double rate_tokens_per_s = 0.0;
+  /// Serving, screening: the estimated saturation throughput (headroom), for
+  /// information; 0 in batch mode.
+  double capacity_tokens_per_s = 0.0;
   double ttft_s = 0.0;          // serving: TTFT (statistic) at the scenario's rate; batch: iteration latency
   double tpot_s = 0.0;          // serving only
   double sequences_per_s = 0.0;
