@@ -587,6 +587,9 @@ SearchResult run_strategy_search(const Config& base, const SearchOptions& option
   worker();
   for (std::thread& t : pool) t.join();
 
+  const auto t_screened = std::chrono::steady_clock::now();
+  result.screen_wall_s = std::chrono::duration<double>(t_screened - t0).count();
+
   // Final pass: the top plans by screening and the scenario's own plan at the
   // scenario's own fidelity.
   rank_rows(rows);
@@ -635,6 +638,7 @@ SearchResult run_strategy_search(const Config& base, const SearchOptions& option
   final_worker();
   for (std::thread& t : pool2) t.join();
   result.simulated_final = finals.size();
+  result.final_wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_screened).count();
 
   // Plans that were only screened must not outrank fully simulated ones on
   // a screening estimate: when final plans exist, the unsimulated rank after.
@@ -680,14 +684,14 @@ std::string format_search_result(const SearchResult& r) {
   }
   o << "\n";
   const std::string lat = serving ? "TTFT_s" : "latency_s";
-  char line[256];
-  std::snprintf(line, sizeof line, "%-5s %-52s %14s %12s %5s %6s %s\n", "rank", "plan",
+  char line[320];
+  std::snprintf(line, sizeof line, "%-5s %-68s %14s %12s %5s %6s %s\n", "rank", "plan",
                 "tokens/s", lat.c_str(), "SLO", "pareto", "source");
   o << line;
   std::size_t shown = 0;
   auto row_line = [&](const SearchRow& s) {
-    std::snprintf(line, sizeof line, "%-5lld %-52s %14.6g %12.5g %5s %6s %s%s\n", static_cast<long long>(s.rank),
-                  s.description.substr(0, 52).c_str(), s.tokens_per_s, s.ttft_s, s.meets_slo ? "yes" : "no",
+    std::snprintf(line, sizeof line, "%-5lld %-68s %14.6g %12.5g %5s %6s %s%s\n", static_cast<long long>(s.rank),
+                  s.description.substr(0, 68).c_str(), s.tokens_per_s, s.ttft_s, s.meets_slo ? "yes" : "no",
                   s.pareto ? "yes" : "", s.final_simulated ? "simulated" : "screened",
                   s.is_scenario_plan ? "  <- scenario" : "");
     o << line;
@@ -756,6 +760,8 @@ nlohmann::json search_result_json(const SearchResult& r) {
   j["threads"] = r.threads;
   j["internal_errors"] = r.internal_errors;
   j["wall_s"] = r.wall_s;
+  j["screen_wall_s"] = r.screen_wall_s;
+  j["final_wall_s"] = r.final_wall_s;
   j["fidelity"] = r.fidelity;
   j["slo"] = r.slo;
   const SearchRow* best = r.best();

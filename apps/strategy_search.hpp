@@ -144,6 +144,8 @@ struct SearchResult {
   std::size_t internal_errors = 0;  // plans whose evaluation hit a bug (reported, not thrown)
   unsigned threads = 1;
   double wall_s = 0.0;
+  double screen_wall_s = 0.0;    // the screening pass (every valid plan)
+  double final_wall_s = 0.0;     // the final pass
   /// Index in `rows` of the scenario's own plan (nullopt when it is not one
   /// of the enumerated plans, e.g. it does not use every GPU).
   std::optional<std::size_t> scenario_plan;

@@ -6,7 +6,8 @@
 // final pass (the top plans re-simulated at the scenario's fidelity).
 // Target (issue 6): every valid plan in <= 60 s on the 2-core CI machine.
 //
-//   bench_strategy_search [SCENARIO.ini] [--threads N] [--final N]
+//   bench_strategy_search [SCENARIO.ini] [--threads N] [--final N] [--final-network scenario|analytical]
+// (default: --final 0, the screening of every valid plan only)
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -65,6 +66,8 @@ int main(int argc, char** argv) {
         options.threads = static_cast<unsigned>(std::stoul(argv[++i]));
       } else if (std::strcmp(argv[i], "--final") == 0 && i + 1 < argc) {
         options.final_plans = std::stoul(argv[++i]);
+      } else if (std::strcmp(argv[i], "--final-network") == 0 && i + 1 < argc) {
+        options.final_network = argv[++i];
       } else {
         path = argv[i];
       }
@@ -83,9 +86,12 @@ int main(int argc, char** argv) {
     std::printf("  candidates enumerated   %zu\n", r.candidates);
     std::printf("  valid plans evaluated   %zu\n", r.valid);
     std::printf("  final re-simulations    %zu\n", r.simulated_final);
-    std::printf("  wall time               %.2f s\n", wall);
-    std::printf("  plans/s (valid / wall)  %.1f\n", static_cast<double>(r.valid) / wall);
-    std::printf("  target: every valid plan <= 60 s: %s\n", wall <= 60.0 ? "met" : "MISSED");
+    std::printf("  screening wall time     %.2f s (every valid plan)\n", r.screen_wall_s);
+    std::printf("  plans/s (screening)     %.1f\n", static_cast<double>(r.valid) / r.screen_wall_s);
+    std::printf("  target: every valid plan <= 60 s: %s\n", r.screen_wall_s <= 60.0 ? "met" : "MISSED");
+    std::printf("  final pass wall time    %.2f s (%zu plans at full fidelity)\n", r.final_wall_s,
+                r.simulated_final);
+    std::printf("  total wall time         %.2f s\n", wall);
     if (const moesim::SearchRow* best = r.best()) {
       std::printf("  best: %s, %.4g tokens/s, TTFT/latency %.4g s (%s)\n", best->description.c_str(),
                   best->tokens_per_s, best->ttft_s, best->final_simulated ? "simulated" : "screened");
