@@ -263,6 +263,20 @@ RunSummary run_batch(const Config& config, const BatchRunOptions& options) {
   return out;
 }
 
+nlohmann::json strategy_json(const Strategy& st) {
+  return {{"tp", st.tp},
+          {"pp", st.pp},
+          {"dp", st.dp},
+          {"ep", st.ep},
+          {"etp", st.etp},
+          {"microbatches", st.microbatches},
+          {"convention", std::string(to_string(st.convention))},
+          {"order", to_string(st.order)},
+          {"attention_dp", st.attention_dp()},
+          {"expert_dp", st.expert_dp()},
+          {"description", st.describe()}};
+}
+
 nlohmann::json to_json(const RunSummary& s) {
   using nlohmann::json;
   json j;
@@ -274,17 +288,7 @@ nlohmann::json to_json(const RunSummary& s) {
   j["gpu"] = s.gpu;
   j["topology"] = s.topology;
   j["network"] = s.network;
-  j["strategy"] = {{"tp", s.strategy.tp},
-                   {"pp", s.strategy.pp},
-                   {"dp", s.strategy.dp},
-                   {"ep", s.strategy.ep},
-                   {"etp", s.strategy.etp},
-                   {"microbatches", s.strategy.microbatches},
-                   {"convention", std::string(to_string(s.strategy.convention))},
-                   {"order", to_string(s.strategy.order)},
-                   {"attention_dp", s.strategy.attention_dp()},
-                   {"expert_dp", s.strategy.expert_dp()},
-                   {"description", s.strategy.describe()}};
+  j["strategy"] = strategy_json(s.strategy);
   j["workload"] = {{"kind", "batch"},
                    {"sequences", s.sequences},
                    {"prompt_tokens", s.prompt_tokens},

@@ -110,6 +110,8 @@ struct BatchRunOptions {
 RunSummary run_batch(const Config& config, const BatchRunOptions& options = {});
 
 /// The `run` JSON document (DESIGN.md keys, plus detail).
+/// The `strategy` object of the run/serving JSON (DESIGN.md keys plus derived degrees).
+nlohmann::json strategy_json(const Strategy& strategy);
 nlohmann::json to_json(const RunSummary& summary);
 /// The human-readable report.
 std::string format_report(const RunSummary& summary);

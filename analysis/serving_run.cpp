@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "analysis/hdf5_writer.hpp"
+#include "analysis/run_report.hpp"
 #include "sim/compute_model.hpp"
 #include "sim/random.hpp"
 #include "sim/simulator.hpp"
@@ -156,17 +157,7 @@ nlohmann::json to_json(const ServingRun& r) {
   j["topology"] = r.topology;
   j["network"] = r.network;
   j["notes"] = r.notes;
-  j["strategy"] = {{"tp", r.strategy.tp},
-                   {"pp", r.strategy.pp},
-                   {"dp", r.strategy.dp},
-                   {"ep", r.strategy.ep},
-                   {"etp", r.strategy.etp},
-                   {"microbatches", r.strategy.microbatches},
-                   {"convention", std::string(to_string(r.strategy.convention))},
-                   {"order", to_string(r.strategy.order)},
-                   {"attention_dp", r.strategy.attention_dp()},
-                   {"expert_dp", r.strategy.expert_dp()},
-                   {"description", r.strategy.describe()}};
+  j["strategy"] = strategy_json(r.strategy);
   j["workload"] = {{"kind", "serving"},
                    {"arrival", std::string(to_string(o.stream.arrival))},
                    {"rate", o.stream.rate},

@@ -27,28 +27,12 @@ struct RunOutputs {
   std::string command;  // the command line, for provenance
 };
 
-/// The resolved scenario (every option, defaults included) as INI text.
-std::string scenario_ini(const Config& config) {
-  std::map<std::string, std::vector<std::pair<std::string, std::string>>> sections;
-  for (const auto& [name, value] : config.resolved()) {
-    const auto dot = name.find('.');
-    sections[name.substr(0, dot)].emplace_back(name.substr(dot + 1), value);
-  }
-  std::ostringstream o;
-  for (const auto& [section, keys] : sections) {
-    o << "[" << section << "]\n";
-    for (const auto& [k, v] : keys) o << k << " = " << v << "\n";
-    o << "\n";
-  }
-  return o.str();
-}
-
 int run_batch_mode(const Config& config, const RunOutputs& out) {
   analysis::ChromeTrace trace;
   analysis::BatchRunOptions options;
   if (out.trace_path) options.trace = &trace;
   const analysis::RunSummary summary = analysis::run_batch(config, options);
-  if (out.hdf5_path) analysis::write_results(*out.hdf5_path, summary, scenario_ini(config), out.command);
+  if (out.hdf5_path) analysis::write_results(*out.hdf5_path, summary, config.to_ini(), out.command);
   if (out.trace_path) trace.write(*out.trace_path);
   if (out.json) {
     std::cout << analysis::to_json(summary).dump(2) << "\n";
@@ -63,7 +47,7 @@ int run_batch_mode(const Config& config, const RunOutputs& out) {
 // ---- serving mode (serving engineer; logic in analysis/serving_run.hpp) ----
 int run_serving_mode(const Config& config, const RunOutputs& out) {
   const analysis::ServingRun run = analysis::run_serving(config);
-  if (out.hdf5_path) analysis::write_serving_results(*out.hdf5_path, run, scenario_ini(config), out.command);
+  if (out.hdf5_path) analysis::write_serving_results(*out.hdf5_path, run, config.to_ini(), out.command);
   if (out.trace_path) {
     analysis::ChromeTrace trace;
     analysis::fill_serving_trace(trace, run);

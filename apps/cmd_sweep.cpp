@@ -214,21 +214,6 @@ nlohmann::json max_rate_meeting_slo(const std::vector<Axis>& axes, const std::ve
   return out;
 }
 
-std::string scenario_text(const Config& config) {
-  std::map<std::string, std::vector<std::pair<std::string, std::string>>> sections;
-  for (const auto& [name, value] : config.resolved()) {
-    const auto dot = name.find('.');
-    sections[name.substr(0, dot)].emplace_back(name.substr(dot + 1), value);
-  }
-  std::ostringstream o;
-  for (const auto& [section, keys] : sections) {
-    o << "[" << section << "]\n";
-    for (const auto& [k, v] : keys) o << k << " = " << v << "\n";
-    o << "\n";
-  }
-  return o.str();
-}
-
 int run_search(const std::optional<std::string>& scenario, const ParsedArgs& parsed, bool json,
                const std::optional<std::string>& output, const std::string& command) {
   const Config config = make_config(scenario, parsed.overrides);
@@ -400,7 +385,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
     p.kind = "sweep";
     const Config base = make_config(scenario, parsed.overrides);
     p.seed = base.has("run.seed") ? static_cast<std::uint64_t>(base.get_int("run.seed")) : 0;
-    p.scenario_ini = scenario_text(base);
+    p.scenario_ini = base.to_ini();
     p.command = command;
     analysis::write_provenance(w, p);
     const std::vector<std::string> varied = doc["varied"].get<std::vector<std::string>>();

@@ -268,6 +268,23 @@ Bytes Config::get_bytes(std::string_view name) const { return parse_bytes(value_
 Bandwidth Config::get_bandwidth(std::string_view name) const { return parse_bandwidth(value_text(name)); }
 Duration Config::get_duration(std::string_view name) const { return parse_duration(value_text(name)); }
 
+std::string Config::to_ini() const {
+  std::string out;
+  std::string section;
+  for (const auto& [name, value] : resolved()) {  // sorted, so sections come out grouped
+    const auto dot = name.find('.');
+    const std::string s = name.substr(0, dot);
+    if (s != section) {
+      if (!section.empty()) out += "\n";
+      out += "[" + s + "]\n";
+      section = s;
+    }
+    out += name.substr(dot + 1) + " = " + value + "\n";
+  }
+  if (!section.empty()) out += "\n";
+  return out;
+}
+
 std::vector<std::pair<std::string, std::string>> Config::resolved() const {
   std::vector<std::pair<std::string, std::string>> out;
   for (const OptionSpec* spec : registry_->all()) {

@@ -96,6 +96,9 @@ class Config {
 
   /// Every option with a value (set or default), sorted: name -> text.
   [[nodiscard]] std::vector<std::pair<std::string, std::string>> resolved() const;
+  /// The resolved scenario (defaults included) as INI text, one [section]
+  /// per option prefix: what results files record as provenance.
+  [[nodiscard]] std::string to_ini() const;
   [[nodiscard]] const OptionRegistry& registry() const { return *registry_; }
   /// The scenario file this config was loaded from ("" for the built-in default).
   [[nodiscard]] const std::string& scenario_path() const { return scenario_path_; }

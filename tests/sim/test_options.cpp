@@ -47,6 +47,18 @@ TEST_CASE("INI values and defaults resolve; the command line wins", "[options]")
   REQUIRE(c.source("strategy.tp") == "command line");
 }
 
+TEST_CASE("the resolved scenario renders as INI that loads back to the same values", "[options]") {
+  const OptionRegistry reg = make_registry();
+  Config c(reg);
+  c.set("strategy.tp", "4", "command line");
+  const std::string ini = c.to_ini();
+  // Sorted by name; defaults included; unset optional options left out.
+  CHECK(ini == "[gpu]\nmemory = 64GiB\n\n[network]\nmodel = flow\n\n[strategy]\ntp = 4\n\n");
+  Config back(reg);
+  back.load_ini_text(ini, "roundtrip.ini");
+  CHECK(back.resolved() == c.resolved());
+}
+
 TEST_CASE("bad input names the file, line and what is allowed", "[options]") {
   const OptionRegistry reg = make_registry();
   Config c(reg);
