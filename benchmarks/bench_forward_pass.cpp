@@ -13,7 +13,8 @@
 //   1024 GPUs:  pp 4, dp 256, ep 64, 4 micro-batches  (4 EP groups per stage)
 //
 // Usage: bench_forward_pass [--gpus=64,256,1024] [--network=flow|analytical]
-//                           [--skew=1.0] [--a2a=two_hop] [--layers=N] [--build-only]
+//                           [--skew=1.0] [--a2a=two_hop] [--sharing=coflow|per_transfer]
+//                           [--layers=N] [--build-only]
 // (--layers=N cuts the model to N layers, the first 3 dense, for quick looks;
 // the layer split of 256 and 1,024 GPUs then becomes even, which needs N % 4 == 0.)
 #include <chrono>
@@ -56,6 +57,7 @@ struct Settings {
   double skew = 1.0;
   bool build_only = false;
   CollectiveAlgorithm a2a = CollectiveAlgorithm::kAuto;
+  AllToAllSharing sharing = AllToAllSharing::kCoflow;
   int layers = 0;  // 0 = the preset's 61
 };
 
@@ -98,7 +100,9 @@ void run_case(const Case& c, const Settings& settings) {
 
   const auto t_sim = Clock::now();
   Simulator sim;
-  auto network = make_network(default_network_params(topo, settings.network), sim, topo);
+  NetworkParams params = default_network_params(topo, settings.network);
+  params.alltoall_sharing = settings.sharing;
+  auto network = make_network(params, sim, topo);
   CollectiveEngine engine(sim, *network);
   Executor ex(sim, engine, std::move(built.plan));
   analysis::TimeBreakdown tb(topo.gpu_count());
@@ -143,19 +147,24 @@ int main(int argc, char** argv) {
       settings.skew = std::atof(a.c_str() + 7);
     } else if (a == "--a2a=two_hop") {
       settings.a2a = CollectiveAlgorithm::kTwoHop;
+    } else if (a == "--sharing=per_transfer") {
+      settings.sharing = AllToAllSharing::kPerTransfer;
+    } else if (a == "--sharing=coflow") {
+      settings.sharing = AllToAllSharing::kCoflow;
     } else if (a.rfind("--layers=", 0) == 0) {
       settings.layers = std::atoi(a.c_str() + 9);
     } else if (a == "--build-only") {
       settings.build_only = true;
     } else {
       std::fprintf(stderr, "usage: bench_forward_pass [--gpus=64,256,1024] [--network=flow|analytical] "
-                           "[--skew=1.0] [--a2a=two_hop] [--layers=N] [--build-only]\n");
+                           "[--skew=1.0] [--a2a=two_hop] [--sharing=coflow|per_transfer] [--layers=N] [--build-only]\n");
       return 2;
     }
   }
-  std::printf("bench_forward_pass: DeepSeek-V3 prefill, EP 64, HGX H800, %s network, zipf(%.2f) routing, "
-              "256 tokens per GPU per micro-batch, 4 micro-batches\n",
-              std::string(to_string(settings.network)).c_str(), settings.skew);
+  std::printf("bench_forward_pass: DeepSeek-V3 prefill, EP 64, HGX H800, %s network (all-to-all sharing %s), "
+              "zipf(%.2f) routing, 256 tokens per GPU per micro-batch, 4 micro-batches\n",
+              std::string(to_string(settings.network)).c_str(), std::string(to_string(settings.sharing)).c_str(),
+              settings.skew);
   const std::vector<std::int64_t> four_stages{16, 15, 15, 15};
   for (int n : sizes) {
     if (n == 64) {

@@ -16,6 +16,12 @@
 // calibration.md quotes the same all-to-all as (n-1) M / 50 GB/s = 21.45 ms
 // for n = 1,024 (line rate, no efficiency, every peer through the NIC).
 //
+// Each size runs twice: network.alltoall_sharing = per_transfer (every
+// transfer its own max-min flow: about a million flows at 1,024 GPUs, the
+// solver's scale test) and coflow (the default: the collective is one entity;
+// the same closed form, since every NIC link carries the same bytes). Peak RSS
+// is the process's high-water mark so far, so it only grows down the table.
+//
 // Usage: bench_network_alltoall [GPUS ...]   (default: 64 256 1024)
 // Build in Release (cmake -DCMAKE_BUILD_TYPE=Release) for meaningful timings.
 
@@ -57,12 +63,13 @@ double peak_rss_mib() {
   return -1.0;
 }
 
-void run(int gpus, RoutingPolicy routing) {
+void run(int gpus, RoutingPolicy routing, AllToAllSharing sharing) {
   const int per_node = 8;
   const int nodes = gpus / per_node;
   Topology topo = make_topology_preset("dgx-h100", nodes);
   topo.set_routing_policy(routing);
-  const NetworkParams params = default_network_params(topo, NetworkModelKind::kFlow);
+  NetworkParams params = default_network_params(topo, NetworkModelKind::kFlow);
+  params.alltoall_sharing = sharing;
   const Bytes per_pair = Bytes::mib(1);
 
   const auto t0 = std::chrono::steady_clock::now();
@@ -109,9 +116,9 @@ void run(int gpus, RoutingPolicy routing) {
   }
   bound += params.alpha.seconds();
   const NetworkStats st = net->stats();
-  std::printf("%6d GPUs %-8s %9llu transfers  %6.3f s wall %6.3f s CPU  %6.1f ns/transfer (CPU)  %4llu recomputations  "
+  std::printf("%6d GPUs %-8s %-12s %9llu transfers  %6.3f s wall %6.3f s CPU  %6.1f ns/transfer (CPU)  %4llu recomputations  "
               "%10llu flows re-solved  %9llu events  peak RSS %7.1f MiB\n",
-              gpus, std::string(to_string(routing)).c_str(), static_cast<unsigned long long>(st.transfers_delivered), wall,
+              gpus, std::string(to_string(routing)).c_str(), std::string(to_string(sharing)).c_str(), static_cast<unsigned long long>(st.transfers_delivered), wall,
               cpu, cpu * 1e9 / static_cast<double>(st.transfers_delivered),
               static_cast<unsigned long long>(st.rate_recomputations),
               static_cast<unsigned long long>(st.flows_resolved),
@@ -136,9 +143,13 @@ int main(int argc, char** argv) {
     }
   }
   std::printf("flow-level direct all-to-all, 1 MiB per pair, dgx-h100 rail-optimized fat-tree\n"
-              "routing 'balanced' (the scenario default, topology.routing) and 'ecmp' (static per-pair hash)\n");
-  for (RoutingPolicy routing : {RoutingPolicy::kBalanced, RoutingPolicy::kEcmpHash}) {
-    for (int g : sizes) run(g, routing);
+              "routing 'balanced' (the scenario default, topology.routing) and 'ecmp' (static per-pair hash);\n"
+              "sharing 'per_transfer' (every transfer its own max-min flow: the solver at scale) and 'coflow'\n"
+              "(the network.alltoall_sharing default: the collective as one entity)\n");
+  for (AllToAllSharing sharing : {AllToAllSharing::kPerTransfer, AllToAllSharing::kCoflow}) {
+    for (RoutingPolicy routing : {RoutingPolicy::kBalanced, RoutingPolicy::kEcmpHash}) {
+      for (int g : sizes) run(g, routing, sharing);
+    }
   }
   return 0;
 }

@@ -486,6 +486,17 @@ void CollectiveEngine::start(CollectiveRequest request, Completion on_complete) 
   }
   // Large collectives: look the routes up in the order the topology prefers.
   if (r.plan.size() >= 4096) network_.prepare_paths(r.plan.src, r.plan.dst);
+  // A direct all-to-all(v) is one phase of independent transfers that
+  // completes as a whole: the network may move it as one group (a coflow in
+  // the flow model, network.alltoall_sharing).
+  const bool one_phase = r.plan.successors.empty() &&
+                         std::all_of(r.plan.predecessors.begin(), r.plan.predecessors.end(),
+                                     [](std::int32_t p) { return p == 0; });
+  if (algorithm == CollectiveAlgorithm::kDirect && one_phase &&
+      (request.op == CollectiveOp::kAllToAll || request.op == CollectiveOp::kAllToAllV)) {
+    network_.start_group(r.plan.src, r.plan.dst, r.plan.bytes, [this, slot] { finish(slot); });
+    return;
+  }
   for (std::size_t t = 0; t < r.plan.size(); ++t) {
     if (r.plan.predecessors[t] == 0) launch(slot, static_cast<std::int32_t>(t));
   }

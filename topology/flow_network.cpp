@@ -70,6 +70,9 @@ FlowSolver::FlowSolver(Simulator& sim, std::vector<double> capacity, Duration al
   l_transfers_.assign(n, 0);
   l_acc_.assign(n, 0.0);
   l_cnt_.assign(n, 0);
+  l_wsum_.assign(n, 0.0);
+  l_coflow_bytes_.assign(n, 0);
+  l_coflow_parts_.assign(n, 0);
   l_level_.assign(n, std::numeric_limits<double>::infinity());
   l_src_begin_.assign(n, 0);
   l_src_count_.assign(n, 0);
@@ -117,6 +120,9 @@ std::int32_t FlowSolver::allocate_slot() {
   const auto s = static_cast<std::int32_t>(f_state_.size());
   f_state_.push_back(State::kFree);
   f_path_.push_back(0);
+  f_coflow_.push_back(-1);
+  f_hint_.push_back(0);
+  f_work_.push_back(0.0);
   f_src_.push_back(-1);
   f_dst_.push_back(-1);
   f_bytes_.push_back(0);
@@ -139,6 +145,10 @@ void FlowSolver::free_slot(std::int32_t slot) {
   f_state_[s] = State::kFree;
   ++f_gen_[s];  // invalidates the slot's stale references in link lists
   f_callback_[s] = nullptr;
+  if (f_coflow_[s] >= 0) {
+    free_coflows_.push_back(f_coflow_[s]);
+    f_coflow_[s] = -1;
+  }
   free_slots_.push_back(slot);
 }
 
@@ -155,6 +165,25 @@ TransferRecord FlowSolver::record(std::int32_t slot, std::int64_t end) const {
                         Time::at(Duration::ps(f_start_[s])),
                         Time::at(Duration::ps(end)),
                         path_links(f_path_[s])};
+}
+
+FlowSolver::Hops FlowSolver::hops(std::size_t slot) const {
+  if (f_coflow_[slot] >= 0) {
+    const Coflow& c = coflows_[us(f_coflow_[slot])];
+    return Hops{c.links.data(), c.weights.data(), c.links.size()};
+  }
+  const std::size_t p = us(f_path_[slot]);
+  return Hops{path_links_.data() + path_offset_[p], nullptr, us(path_length_[p])};
+}
+
+void FlowSolver::emit_coflow(const Signal<TransferRecord>& signal, std::int32_t slot, std::int64_t end) const {
+  const std::size_t s = us(slot);
+  const Coflow& c = coflows_[us(f_coflow_[s])];
+  for (std::size_t i = 0; i < c.part_path.size(); ++i) {
+    signal.emit(TransferRecord{id_of(slot), c.part_src[i], c.part_dst[i], Bytes(c.part_bytes[i]),
+                               Time::at(Duration::ps(f_start_[s])), Time::at(Duration::ps(end)),
+                               path_links(c.part_path[i])});
+  }
 }
 
 double FlowSolver::rate(TransferId id) const {
@@ -181,6 +210,7 @@ TransferId FlowSolver::start(PathId path, Bytes bytes, UniqueFunction<void()> on
   f_start_[s] = now;
   f_last_[s] = now;
   f_remaining_[s] = bytes.as_double();
+  f_work_[s] = bytes.as_double();
   f_rate_[s] = 0.0;
   f_callback_[s] = std::move(on_delivered);
   ++stats_.transfers_started;
@@ -188,11 +218,18 @@ TransferId FlowSolver::start(PathId path, Bytes bytes, UniqueFunction<void()> on
   const TransferId id = id_of(slot);
   if (started_signal_ != nullptr && started_signal_->connected()) started_signal_->emit(record(slot, now));
 
+  enter(slot, bytes.count() > 0 && path_length_[us(path)] > 0, path_latency_[us(path)]);
+  return id;
+}
+
+void FlowSolver::enter(std::int32_t slot, bool moves, std::int64_t latency) {
+  const std::size_t s = us(slot);
+  const std::int64_t now = sim_.now().count_ps();
   const std::int64_t alpha = alpha_.count_ps();
-  if (bytes.count() == 0 || path_length_[us(path)] == 0) {
+  if (!moves) {
     // No bandwidth phase: only the overhead and the latency.
     f_state_[s] = State::kDrained;
-    schedule_delivery(slot, now + alpha + path_latency_[us(path)]);
+    schedule_delivery(slot, now + alpha + latency);
   } else if (alpha == 0) {
     f_state_[s] = State::kPending;
     pending_.push_back(slot);
@@ -206,6 +243,84 @@ TransferId FlowSolver::start(PathId path, Bytes bytes, UniqueFunction<void()> on
       activation_events_.push_back(sim_.schedule_at(Time::at(Duration::ps(at)), [this] { on_activation(); }));
     }
   }
+}
+
+TransferId FlowSolver::start_coflow(std::span<const PathId> paths, std::span<const std::int64_t> bytes,
+                                    std::span<const GpuId> src, std::span<const GpuId> dst,
+                                    UniqueFunction<void()> on_delivered) {
+  const std::size_t n = paths.size();
+  if (bytes.size() != n || src.size() != n || dst.size() != n) {
+    throw std::invalid_argument("flow solver: coflow spans of different lengths");
+  }
+  std::int64_t total = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (paths[i] < 0 || us(paths[i]) >= path_offset_.size()) throw std::invalid_argument("flow solver: unknown path id");
+    if (bytes[i] < 0) throw std::invalid_argument("flow solver: negative transfer size");
+    total += bytes[i];
+  }
+  const std::int64_t now = sim_.now().count_ps();
+  const std::int32_t slot = allocate_slot();
+  const std::size_t s = us(slot);
+  std::int32_t index = 0;
+  if (!free_coflows_.empty()) {
+    index = free_coflows_.back();
+    free_coflows_.pop_back();
+  } else {
+    index = static_cast<std::int32_t>(coflows_.size());
+    coflows_.emplace_back();
+  }
+  f_coflow_[s] = index;
+  Coflow& c = coflows_[us(index)];
+  c.links.clear();
+  c.weights.clear();
+  c.link_bytes.clear();
+  c.link_transfers.clear();
+  c.part_path.assign(paths.begin(), paths.end());
+  c.part_src.assign(src.begin(), src.end());
+  c.part_dst.assign(dst.begin(), dst.end());
+  c.part_bytes.assign(bytes.begin(), bytes.end());
+  c.latency = 0;
+  // Bytes and parts per link (the scratch arrays are zero between calls).
+  std::int64_t moving = 0;
+  std::int64_t moved = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t p = us(paths[i]);
+    c.latency = std::max(c.latency, path_latency_[p]);
+    if (bytes[i] == 0 || path_length_[p] == 0) continue;
+    ++moving;
+    moved += bytes[i];
+    for (const LinkId link : path_links(paths[i])) {
+      const std::size_t l = us(link);
+      if (l_coflow_parts_[l] == 0) c.links.push_back(link);
+      l_coflow_bytes_[l] += bytes[i];
+      ++l_coflow_parts_[l];
+    }
+  }
+  // The moving parts' mean size b; weight on link l = B_l / b.
+  const double mean = moving > 0 ? static_cast<double>(moved) / static_cast<double>(moving) : 0.0;
+  for (const LinkId link : c.links) {
+    const std::size_t l = us(link);
+    c.weights.push_back(static_cast<double>(l_coflow_bytes_[l]) / mean);
+    c.link_bytes.push_back(l_coflow_bytes_[l]);
+    c.link_transfers.push_back(l_coflow_parts_[l]);
+    l_coflow_bytes_[l] = 0;
+    l_coflow_parts_[l] = 0;
+  }
+  f_path_[s] = 0;
+  f_src_[s] = -1;
+  f_dst_[s] = -1;
+  f_bytes_[s] = total;
+  f_start_[s] = now;
+  f_last_[s] = now;
+  f_remaining_[s] = mean;
+  f_work_[s] = mean;
+  f_rate_[s] = 0.0;
+  f_callback_[s] = std::move(on_delivered);
+  stats_.transfers_started += n;
+  stats_.bytes_started += Bytes(total);
+  const TransferId id = id_of(slot);
+  if (started_signal_ != nullptr && started_signal_->connected()) emit_coflow(*started_signal_, slot, now);
+  enter(slot, moving > 0, c.latency);
   return id;
 }
 
@@ -258,11 +373,13 @@ void FlowSolver::recompute() {
     const std::size_t s = us(slot);
     f_state_[s] = State::kActive;
     f_last_[s] = now;
-    f_remaining_[s] = static_cast<double>(f_bytes_[s]);
+    f_remaining_[s] = f_work_[s];
     f_rate_[s] = 0.0;
-    for (const LinkId link : path_links(f_path_[s])) {
+    const Hops h = hops(s);
+    for (std::size_t i = 0; i < h.size; ++i) {
+      const LinkId link = h.links[i];
       const std::size_t l = us(link);
-      l_flows_[l].push_back(FlowRef{slot, f_gen_[s], 0.0});
+      l_flows_[l].push_back(FlowRef{slot, f_gen_[s], 0.0, h.weight(i)});
       if (l_live_[l]++ == 0) l_busy_since_[l] = now;
       mark_dirty(link);
     }
@@ -277,15 +394,19 @@ void FlowSolver::recompute() {
 void FlowSolver::take_entries(LinkId link, std::size_t from, std::int64_t& flows) {
   std::vector<FlowRef>& list = l_flows_[us(link)];
   const std::size_t begin = scratch_.size();
+  double weights = 0.0;
   for (std::size_t r = from; r < list.size(); ++r) {
     const FlowRef ref = list[r];
     const std::size_t s = us(ref.slot);
     if (f_gen_[s] != ref.gen || f_state_[s] != State::kActive) continue;  // drained or freed
     scratch_.push_back(ref);
+    weights += ref.weight;
     if (f_mark_[s] == epoch_) continue;
     f_mark_[s] = epoch_;
     ++flows;
-    for (const LinkId k : path_links(f_path_[s])) {
+    const Hops h = hops(s);
+    for (std::size_t i = 0; i < h.size; ++i) {
+      const LinkId k = h.links[i];
       if (l_mark_[us(k)] != epoch_) {
         l_mark_[us(k)] = epoch_;
         comp_links_.push_back(k);
@@ -293,20 +414,30 @@ void FlowSolver::take_entries(LinkId link, std::size_t from, std::int64_t& flows
     }
   }
   list.resize(from);
+  l_wsum_[us(link)] = weights;
   l_src_begin_[us(link)] = begin;
   l_src_count_[us(link)] = static_cast<std::int32_t>(scratch_.size() - begin);
 }
 
-bool FlowSolver::has_bottleneck(std::int32_t slot, bool use_round) const {
+bool FlowSolver::has_bottleneck(std::int32_t slot, bool use_round) {
   const std::size_t s = us(slot);
   const double rate = f_rate_[s];
-  for (const LinkId link : path_links(f_path_[s])) {
-    const std::size_t k = us(link);
+  const Hops h = hops(s);
+  const auto bottleneck = [&](std::size_t k) {
     if (use_round && l_round_[k] == round_) {
       // A link whose state this local re-solve recomputed.
-      if (l_new_sat_[k] != 0 && rate >= l_new_max_[k] * (1.0 - kTieTolerance)) return true;
-    } else if (l_dirty_[k] == 0 && l_level_[k] == rate) {
-      // An unchanged saturated link on which this rate is the largest.
+      return l_new_sat_[k] != 0 && rate >= l_new_max_[k] * (1.0 - kTieTolerance);
+    }
+    // An unchanged saturated link on which this rate is the largest.
+    return l_dirty_[k] == 0 && l_level_[k] == rate;
+  };
+  // The link found last time first: a coflow crosses hundreds of links and
+  // its bottleneck rarely moves.
+  const std::size_t hint = f_hint_[s];
+  if (hint < h.size && bottleneck(us(h.links[hint]))) return true;
+  for (std::size_t i = 0; i < h.size; ++i) {
+    if (i != hint && bottleneck(us(h.links[i]))) {
+      f_hint_[s] = static_cast<std::uint32_t>(i);
       return true;
     }
   }
@@ -342,9 +473,17 @@ bool FlowSolver::local_resolve(std::int64_t now) {
     const std::size_t s = us(ref.slot);
     return f_gen_[s] == ref.gen && f_state_[s] == State::kActive;
   };
+  // f_frozen_ (solve()'s marks, free here) marks the flows found to keep
+  // their bottleneck, so a flow on several changed links is checked once.
   for (const LinkId link : dirty_links_) {
     for (const FlowRef ref : l_flows_[us(link)]) {
-      if (live(ref) && !has_bottleneck(ref.slot, false)) add(ref.slot);
+      const std::size_t s = us(ref.slot);
+      if (!live(ref) || f_mark_[s] == epoch_ || f_frozen_[s] == epoch_) continue;
+      if (has_bottleneck(ref.slot, false)) {
+        f_frozen_[s] = epoch_;
+      } else {
+        add(ref.slot);
+      }
     }
   }
   const std::size_t limit = std::max<std::size_t>(256, active_ / 8);
@@ -358,25 +497,27 @@ bool FlowSolver::local_resolve(std::int64_t now) {
     }
     region_links_.clear();
     for (const std::int32_t slot : region_) {
-      for (const LinkId link : path_links(f_path_[us(slot)])) {
+      const Hops h = hops(us(slot));
+      for (std::size_t i = 0; i < h.size; ++i) {
+        const LinkId link = h.links[i];
         const std::size_t k = us(link);
         if (l_round_[k] != round_) {
           l_round_[k] = round_;
           region_links_.push_back(link);
-          l_acc_[k] = 0.0;  // R's old rates on k, for now
+          l_acc_[k] = 0.0;  // R's old usage of k, for now
           l_cnt_[k] = 0;
         }
-        l_acc_[k] += f_rate_[us(slot)];
+        l_acc_[k] += h.weight(i) * f_rate_[us(slot)];
         ++l_cnt_[k];
       }
     }
     scratch_.clear();
     for (const LinkId link : region_links_) {
       const std::size_t k = us(link);
-      double total = 0.0;  // rate of every live flow on k
+      double total = 0.0;  // usage of k by every live flow
       const std::vector<FlowRef>& list = l_flows_[k];
       if (l_dirty_[k] != 0) {
-        for (const FlowRef ref : list) total += live(ref) ? f_rate_[us(ref.slot)] : 0.0;
+        for (const FlowRef ref : list) total += live(ref) ? ref.weight * f_rate_[us(ref.slot)] : 0.0;
       } else if (!list.empty()) {
         total = list.back().psum;  // no drained entries on an unchanged link
       }
@@ -384,20 +525,23 @@ bool FlowSolver::local_resolve(std::int64_t now) {
       l_src_begin_[k] = scratch_.size();
       l_src_count_[k] = l_cnt_[k];
       scratch_.resize(scratch_.size() + us(l_cnt_[k]));
-      l_acc_[k] = 0.0;  // now: rate allocated to R on k during the filling
-      l_cnt_[k] = 0;    // now: R's flows placed on k
+      l_acc_[k] = 0.0;   // now: capacity allocated to R on k during the filling
+      l_cnt_[k] = 0;     // now: R's flows placed on k
+      l_wsum_[k] = 0.0;  // ... and their weights
     }
     for (const std::int32_t slot : region_) {
-      for (const LinkId link : path_links(f_path_[us(slot)])) {
-        const std::size_t k = us(link);
-        scratch_[l_src_begin_[k] + us(l_cnt_[k]++)] = FlowRef{slot, f_gen_[us(slot)], 0.0};
+      const Hops h = hops(us(slot));
+      for (std::size_t i = 0; i < h.size; ++i) {
+        const std::size_t k = us(h.links[i]);
+        scratch_[l_src_begin_[k] + us(l_cnt_[k]++)] = FlowRef{slot, f_gen_[us(slot)], 0.0, h.weight(i)};
+        l_wsum_[k] += h.weight(i);
       }
     }
     // Progressive filling of R over the capacity the fixed flows leave.
     share_heap_.clear();
     for (const LinkId link : region_links_) {
       const std::size_t k = us(link);
-      share_heap_.push_back(ShareEntry{(cap_[k] - l_fixed_[k]) / static_cast<double>(l_cnt_[k]), link});
+      share_heap_.push_back(ShareEntry{(cap_[k] - l_fixed_[k]) / l_wsum_[k], link});
     }
     std::make_heap(share_heap_.begin(), share_heap_.end(), ShareAfter{});
     region_rate_.assign(region_.size(), -1.0);
@@ -412,8 +556,7 @@ bool FlowSolver::local_resolve(std::int64_t now) {
       std::pop_heap(share_heap_.begin(), share_heap_.end(), ShareAfter{});
       share_heap_.pop_back();
       if (l_cnt_[k] <= 0) continue;
-      const double current =
-          snap_to_level(level, (cap_[k] - l_fixed_[k] - l_acc_[k]) / static_cast<double>(l_cnt_[k]));
+      const double current = snap_to_level(level, (cap_[k] - l_fixed_[k] - l_acc_[k]) / l_wsum_[k]);
       if (current > top.share) {
         share_heap_.push_back(ShareEntry{current, top.link});
         std::push_heap(share_heap_.begin(), share_heap_.end(), ShareAfter{});
@@ -425,9 +568,12 @@ bool FlowSolver::local_resolve(std::int64_t now) {
         if (f_local_frozen_[s] == round_frozen_) continue;
         f_local_frozen_[s] = round_frozen_;
         region_rate_[us(f_region_pos_[s])] = level;
-        for (const LinkId other : path_links(f_path_[s])) {
-          l_acc_[us(other)] += level;
-          --l_cnt_[us(other)];
+        const Hops h = hops(s);
+        for (std::size_t i = 0; i < h.size; ++i) {
+          const std::size_t other = us(h.links[i]);
+          l_acc_[other] += h.weight(i) * level;
+          --l_cnt_[other];
+          l_wsum_[other] -= h.weight(i);
         }
       }
     }
@@ -457,7 +603,7 @@ bool FlowSolver::local_resolve(std::int64_t now) {
       const double rate = region_rate_[i];
       if (!(rate > 0.0)) return false;
       bool ok = false;
-      for (const LinkId link : path_links(f_path_[us(slot)])) {
+      for (const LinkId link : links_of(us(slot))) {
         const std::size_t k = us(link);
         if (l_new_sat_[k] != 0 && rate >= l_new_max_[k] * (1.0 - kTieTolerance)) {
           ok = true;
@@ -466,7 +612,7 @@ bool FlowSolver::local_resolve(std::int64_t now) {
       }
       if (ok) continue;
       // Fixed flows faster than it on its saturated links must give way.
-      for (const LinkId link : path_links(f_path_[us(slot)])) {
+      for (const LinkId link : links_of(us(slot))) {
         const std::size_t k = us(link);
         if (l_new_sat_[k] == 0) continue;
         const std::vector<FlowRef>& list = l_flows_[k];
@@ -514,7 +660,7 @@ bool FlowSolver::local_resolve(std::int64_t now) {
     }
     double sum = 0.0;
     for (FlowRef& ref : list) {
-      sum += f_rate_[us(ref.slot)];
+      sum += ref.weight * f_rate_[us(ref.slot)];
       ref.psum = sum;
     }
     if (recomputed) {
@@ -608,7 +754,7 @@ void FlowSolver::solve(bool partial, std::int64_t now) {
   for (const LinkId link : comp_links_) {
     const std::size_t l = us(link);
     if (l_cnt_[l] > 0) {
-      share_heap_.push_back(ShareEntry{snap_to_level(start, (cap_[l] - l_acc_[l]) / static_cast<double>(l_cnt_[l])), link});
+      share_heap_.push_back(ShareEntry{snap_to_level(start, (cap_[l] - l_acc_[l]) / l_wsum_[l]), link});
     }
   }
   std::make_heap(share_heap_.begin(), share_heap_.end(), ShareAfter{});
@@ -619,7 +765,7 @@ void FlowSolver::solve(bool partial, std::int64_t now) {
     std::pop_heap(share_heap_.begin(), share_heap_.end(), ShareAfter{});
     share_heap_.pop_back();
     if (l_cnt_[l] <= 0) continue;
-    const double current = snap_to_level(level, (cap_[l] - l_acc_[l]) / static_cast<double>(l_cnt_[l]));
+    const double current = snap_to_level(level, (cap_[l] - l_acc_[l]) / l_wsum_[l]);
     if (current > top.share) {
       share_heap_.push_back(ShareEntry{current, top.link});
       std::push_heap(share_heap_.begin(), share_heap_.end(), ShareAfter{});
@@ -636,11 +782,14 @@ void FlowSolver::solve(bool partial, std::int64_t now) {
       f_frozen_[s] = epoch_;
       set_rate(ref.slot, level, now);
       // Append to each of its links' lists, in freeze order, with the running sum.
-      for (const LinkId k : path_links(f_path_[s])) {
-        const std::size_t kk = us(k);
-        l_acc_[kk] += level;
+      const Hops h = hops(s);
+      for (std::size_t i = 0; i < h.size; ++i) {
+        const std::size_t kk = us(h.links[i]);
+        const double w = h.weight(i);
+        l_acc_[kk] += w * level;
         --l_cnt_[kk];
-        l_flows_[kk].push_back(FlowRef{ref.slot, ref.gen, l_acc_[kk]});
+        l_wsum_[kk] -= w;
+        l_flows_[kk].push_back(FlowRef{ref.slot, ref.gen, l_acc_[kk], w});
       }
     }
   }
@@ -757,17 +906,19 @@ void FlowSolver::drain_flow(std::int32_t slot, std::int64_t now) {
   const double residual = f_remaining_[s] - f_rate_[s] * static_cast<double>(now - f_last_[s]) * kSecondsPerPs;
   const double beyond_rounding = std::max(0.0, std::abs(residual) - f_rate_[s] * kSecondsPerPs);
   stats_.max_residual_fraction =
-      std::max(stats_.max_residual_fraction, beyond_rounding / static_cast<double>(f_bytes_[s]));
+      std::max(stats_.max_residual_fraction, beyond_rounding / f_work_[s]);
   f_state_[s] = State::kDrained;
   --active_;
-  for (const LinkId link : path_links(f_path_[s])) {
-    const std::size_t l = us(link);
-    l_bytes_[l] += f_bytes_[s];
-    ++l_transfers_[l];
+  const Coflow* coflow = f_coflow_[s] >= 0 ? &coflows_[us(f_coflow_[s])] : nullptr;
+  const Hops h = hops(s);
+  for (std::size_t i = 0; i < h.size; ++i) {
+    const std::size_t l = us(h.links[i]);
+    l_bytes_[l] += coflow != nullptr ? coflow->link_bytes[i] : f_bytes_[s];
+    l_transfers_[l] += coflow != nullptr ? coflow->link_transfers[i] : 1U;
     if (--l_live_[l] == 0) l_busy_[l] += now - l_busy_since_[l];
-    mark_dirty(link);
+    mark_dirty(h.links[i]);
   }
-  schedule_delivery(slot, now + path_latency_[us(f_path_[s])]);
+  schedule_delivery(slot, now + (coflow != nullptr ? coflow->latency : path_latency_[us(f_path_[s])]));
 }
 
 void FlowSolver::schedule_delivery(std::int32_t slot, std::int64_t time) {
@@ -812,9 +963,16 @@ void FlowSolver::on_delivery(std::size_t group) {
   const std::int64_t now = sim_.now().count_ps();
   for (const std::int32_t slot : slots) {
     const std::size_t s = us(slot);
-    ++stats_.transfers_delivered;
+    const bool coflow = f_coflow_[s] >= 0;
+    stats_.transfers_delivered += coflow ? coflows_[us(f_coflow_[s])].part_path.size() : 1U;
     stats_.bytes_delivered += Bytes(f_bytes_[s]);
-    if (delivered_signal_ != nullptr && delivered_signal_->connected()) delivered_signal_->emit(record(slot, now));
+    if (delivered_signal_ != nullptr && delivered_signal_->connected()) {
+      if (coflow) {
+        emit_coflow(*delivered_signal_, slot, now);
+      } else {
+        delivered_signal_->emit(record(slot, now));
+      }
+    }
     UniqueFunction<void()> callback = std::move(f_callback_[s]);
     free_slot(slot);
     if (callback) callback();
@@ -857,6 +1015,21 @@ void FlowNetwork::on_new_path(std::int32_t index) {
 TransferId FlowNetwork::start_transfer(GpuId src, GpuId dst, Bytes bytes, UniqueFunction<void()> on_delivered) {
   check_transfer(src, dst, bytes);
   return solver_.start(path_index(src, dst), bytes, std::move(on_delivered), src, dst);
+}
+
+void FlowNetwork::start_group(std::span<const GpuId> src, std::span<const GpuId> dst,
+                              std::span<const std::int64_t> bytes, UniqueFunction<void()> on_all_delivered) {
+  if (params_.alltoall_sharing == AllToAllSharing::kPerTransfer || src.empty()) {
+    NetworkModel::start_group(src, dst, bytes, std::move(on_all_delivered));
+    return;
+  }
+  if (src.size() != dst.size() || src.size() != bytes.size()) {
+    throw std::invalid_argument("network: transfer group spans of different lengths");
+  }
+  for (std::size_t i = 0; i < src.size(); ++i) check_transfer(src[i], dst[i], Bytes(bytes[i]));
+  group_paths_.resize(src.size());
+  for (std::size_t i = 0; i < src.size(); ++i) group_paths_[i] = path_index(src[i], dst[i]);
+  solver_.start_coflow(group_paths_, bytes, src, dst, std::move(on_all_delivered));
 }
 
 }  // namespace moesim

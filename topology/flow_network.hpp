@@ -52,6 +52,12 @@
 //    by one. Bytes delivered are always the bytes sent.
 //  - Delivery (the callback) follows at drain + path latency, grouped into one
 //    event per distinct delivery time.
+//  - A coflow (start_coflow: a direct all-to-all(v), network.alltoall_sharing)
+//    is one flow with a weight per link (its usage there per unit of rate);
+//    a plain transfer has weight 1 everywhere. Every sum above (capacity
+//    allocated, prefix sums, fair shares = free capacity / sum of weights)
+//    is weighted; rates, levels and the bottleneck test are unchanged
+//    (weighted max-min: Bertsekas & Gallager 6.5.2 with weights).
 // Determinism: every container is a vector walked in a fixed order, ties are
 // broken by link and slot index; no hashing of pointers, no wall clock.
 
@@ -93,7 +99,24 @@ class FlowSolver {
   /// phases). `src`/`dst` are only reported to observers.
   TransferId start(PathId path, Bytes bytes, UniqueFunction<void()> on_delivered, GpuId src = -1, GpuId dst = -1);
 
-  /// Current max-min rate of a transfer in bytes/s; 0 when it is not in its
+  /// Starts a coflow now: the transfers (paths[i], bytes[i], src[i], dst[i])
+  /// move as ONE entity whose parts progress in proportion to their sizes, so
+  /// they all drain together; `on_delivered` runs once, when the last part
+  /// has arrived (drain + the largest path latency). In the max-min sharing
+  /// the coflow claims, on each link l, what its parts crossing l would claim
+  /// together: its usage there is B_l / b x, where B_l = its bytes crossing l,
+  /// b = the mean bytes of its moving parts and x its rate (the rate of a
+  /// part of mean size); it drains after b bytes at rate x. Alone on the
+  /// network it therefore takes max over links of B_l / C_l (the coflow lower
+  /// bound; "MADD" in Chowdhury et al., "Efficient coflow scheduling with
+  /// Varys", SIGCOMM 2014). Parts of 0 bytes or with an empty path only pay
+  /// alpha and latency. Throws std::invalid_argument for mismatched spans,
+  /// an unknown path or negative bytes.
+  TransferId start_coflow(std::span<const PathId> paths, std::span<const std::int64_t> bytes,
+                          std::span<const GpuId> src, std::span<const GpuId> dst, UniqueFunction<void()> on_delivered);
+
+  /// Current max-min rate of a transfer in bytes/s (of a coflow: the rate of
+  /// its mean-size part); 0 when it is not in its
   /// bandwidth phase (waiting out alpha, drained, delivered, unknown).
   [[nodiscard]] double rate(TransferId id) const;
   /// Transfers in their bandwidth phase now.
@@ -114,10 +137,33 @@ class FlowSolver {
   // An entry of a link's flow list. Lists are kept in the order the flows were
   // frozen by progressive filling, i.e. by non-decreasing rate; `psum` is the
   // exact running sum of the rates up to and including this entry.
+  // `weight` is the flow's usage of the link per unit of rate (1 for a
+  // transfer; B_l / b for a coflow, see start_coflow) and `psum` the running
+  // sum of weight x rate.
   struct FlowRef {
     std::int32_t slot;
     std::uint32_t gen;
     double psum;
+    double weight;
+  };
+  // The links a flow crosses and its weight on each (weights == nullptr: all 1).
+  struct Hops {
+    const LinkId* links;
+    const double* weights;
+    std::size_t size;
+    [[nodiscard]] double weight(std::size_t i) const { return weights == nullptr ? 1.0 : weights[i]; }
+  };
+  // A coflow's own route and parts (start_coflow).
+  struct Coflow {
+    std::vector<LinkId> links;
+    std::vector<double> weights;
+    std::vector<std::int64_t> link_bytes;
+    std::vector<std::uint32_t> link_transfers;
+    std::vector<PathId> part_path;
+    std::vector<GpuId> part_src;
+    std::vector<GpuId> part_dst;
+    std::vector<std::int64_t> part_bytes;
+    std::int64_t latency = 0;  // ps, the largest of its parts'
   };
   struct DrainEntry {
     std::int64_t finish;  // ps
@@ -135,7 +181,16 @@ class FlowSolver {
     bool open = false;
   };
 
+  [[nodiscard]] Hops hops(std::size_t slot) const;
+  [[nodiscard]] std::span<const LinkId> links_of(std::size_t slot) const {
+    const Hops h = hops(slot);
+    return {h.links, h.size};
+  }
+  void emit_coflow(const Signal<TransferRecord>& signal, std::int32_t slot, std::int64_t end) const;
   std::int32_t allocate_slot();
+  /// After start(): waits out alpha, then enters the bandwidth phase (or, when
+  /// nothing moves, is delivered after alpha + latency).
+  void enter(std::int32_t slot, bool moves, std::int64_t latency);
   void free_slot(std::int32_t slot);
   [[nodiscard]] TransferId id_of(std::int32_t slot) const;
   void schedule_recompute();
@@ -153,7 +208,8 @@ class FlowSolver {
   bool local_resolve(std::int64_t now);
   /// Whether the flow has a bottleneck: an unchanged saturated link where its
   /// rate is the largest, or (use_round) a link the local re-solve recomputed.
-  [[nodiscard]] bool has_bottleneck(std::int32_t slot, bool use_round) const;
+  /// (Remembers where it found one, in f_hint_, to look there first next time.)
+  [[nodiscard]] bool has_bottleneck(std::int32_t slot, bool use_round);
   void set_rate(std::int32_t slot, double rate, std::int64_t now);
   void reschedule_drain();
   void on_drain();
@@ -180,6 +236,9 @@ class FlowSolver {
   // Flows (slots), struct of arrays.
   std::vector<State> f_state_;
   std::vector<PathId> f_path_;
+  std::vector<std::int32_t> f_coflow_;  // index into coflows_, -1: a plain transfer
+  std::vector<std::uint32_t> f_hint_;   // hop index of the flow's last known bottleneck
+  std::vector<double> f_work_;          // bytes to move at the flow's rate (a coflow: its mean part)
   std::vector<GpuId> f_src_;
   std::vector<GpuId> f_dst_;
   std::vector<std::int64_t> f_bytes_;
@@ -195,6 +254,8 @@ class FlowSolver {
   std::vector<std::uint32_t> f_local_frozen_;  // local re-solve filling round
   std::vector<UniqueFunction<void()>> f_callback_;
   std::vector<std::int32_t> free_slots_;
+  std::vector<Coflow> coflows_;
+  std::vector<std::int32_t> free_coflows_;
 
   // Links.
   std::vector<double> cap_;
@@ -209,6 +270,7 @@ class FlowSolver {
   // Progressive-filling scratch, per link.
   std::vector<double> l_acc_;       // rate already allocated on the link
   std::vector<std::int32_t> l_cnt_;  // flows still to freeze on the link
+  std::vector<double> l_wsum_;       // ... and the sum of their weights
   std::vector<double> l_level_;      // water level at which the link froze flows (+inf: never)
   std::vector<std::size_t> l_src_begin_;  // the link's flows to re-solve: scratch_[begin, begin + count)
   std::vector<std::int32_t> l_src_count_;
@@ -218,6 +280,8 @@ class FlowSolver {
   std::vector<double> l_new_max_;
   std::vector<std::uint8_t> l_new_sat_;
   std::vector<std::uint32_t> l_round_;
+  std::vector<std::int64_t> l_coflow_bytes_;  // start_coflow scratch (zero between calls)
+  std::vector<std::uint32_t> l_coflow_parts_;
   std::uint32_t round_ = 0;
   std::uint32_t round_frozen_ = 0;
   std::vector<std::int32_t> region_;       // flows being re-solved locally
@@ -259,6 +323,10 @@ class FlowNetwork final : public NetworkModel {
   ~FlowNetwork() override;
 
   TransferId start_transfer(GpuId src, GpuId dst, Bytes bytes, UniqueFunction<void()> on_delivered) override;
+  /// A coflow (FlowSolver::start_coflow), or transfer by transfer when
+  /// network.alltoall_sharing is per_transfer.
+  void start_group(std::span<const GpuId> src, std::span<const GpuId> dst, std::span<const std::int64_t> bytes,
+                   UniqueFunction<void()> on_all_delivered) override;
   [[nodiscard]] NetworkStats stats() const override { return solver_.stats(); }
   [[nodiscard]] std::vector<LinkUsage> link_usage() const override { return solver_.link_usage(); }
   /// Current rate of a transfer (bytes/s), see FlowSolver::rate.
@@ -268,6 +336,7 @@ class FlowNetwork final : public NetworkModel {
  private:
   void on_new_path(std::int32_t index) override;
   FlowSolver solver_;
+  std::vector<FlowSolver::PathId> group_paths_;  // start_group scratch
 };
 
 }  // namespace moesim

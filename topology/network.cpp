@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 
 #include "sim/unit_parse.hpp"
@@ -28,6 +29,14 @@ std::string_view to_string(NetworkModelKind kind) {
   switch (kind) {
     case NetworkModelKind::kAnalytical: return "analytical";
     case NetworkModelKind::kFlow: return "flow";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(AllToAllSharing sharing) {
+  switch (sharing) {
+    case AllToAllSharing::kCoflow: return "coflow";
+    case AllToAllSharing::kPerTransfer: return "per_transfer";
   }
   return "unknown";
 }
@@ -147,6 +156,16 @@ NetworkParams network_params_from_config(const Config& config, const Topology& t
     p.drain_tolerance = config.get_double("network.drain_tolerance");
     overridden += "; network.drain_tolerance from " + config.source("network.drain_tolerance");
   }
+  if (config.is_set("network.alltoall_sharing")) {
+    const std::string sharing = config.get_string("network.alltoall_sharing");
+    if (sharing == "per_transfer") {
+      p.alltoall_sharing = AllToAllSharing::kPerTransfer;
+    } else if (sharing != "coflow") {
+      throw InputError("network.alltoall_sharing must be 'coflow' or 'per_transfer', got '" + sharing + "' (" +
+                       config.source("network.alltoall_sharing") + ")");
+    }
+    overridden += "; network.alltoall_sharing from " + config.source("network.alltoall_sharing");
+  }
   p.provenance += overridden;
   return p;
 }
@@ -166,6 +185,13 @@ void register_network_options(OptionRegistry& r) {
                    "of timing accuracy for far fewer rate recomputations when many transfers of different sizes "
                    "finish one by one (skewed all-to-all)",
                    0.0, 0.1, {}});
+  r.add(OptionSpec{"network.alltoall_sharing", OptionType::kChoice, "", "coflow",
+                   "flow model, direct all-to-all(v): coflow (the collective's transfers progress in proportion to "
+                   "their sizes and finish together, as DeepEP-style kernels stream tokens to every destination "
+                   "at once; one entity per collective, fast) or per_transfer (each transfer its own max-min "
+                   "flow, as NCCL grouped send/recv; a skewed all-to-allv then drains transfer by transfer and "
+                   "costs about transfers^2 work)",
+                   std::nullopt, std::nullopt, {"coflow", "per_transfer"}});
   const std::array<const char*, kLinkClassCount> what = {"NVLink / xGMI (scale-up)", "PCIe (GPU <-> NIC)",
                                                          "NIC <-> switch", "switch <-> switch"};
   for (std::size_t i = 0; i < kLinkClassCount; ++i) {
@@ -204,6 +230,32 @@ NetworkModel::NetworkModel(Simulator& sim, const Topology& topology, NetworkPara
 }
 
 NetworkModel::~NetworkModel() = default;
+
+void NetworkModel::start_group(std::span<const GpuId> src, std::span<const GpuId> dst,
+                               std::span<const std::int64_t> bytes, UniqueFunction<void()> on_all_delivered) {
+  if (src.size() != dst.size() || src.size() != bytes.size()) {
+    throw std::invalid_argument("network: transfer group spans of different lengths");
+  }
+  for (std::size_t i = 0; i < src.size(); ++i) check_transfer(src[i], dst[i], Bytes(bytes[i]));
+  if (src.empty()) {
+    sim_.schedule_in(Duration::zero(), std::move(on_all_delivered));
+    return;
+  }
+  // Shared by the transfers' callbacks; the last one to arrive completes the group.
+  struct Countdown {
+    std::size_t left;
+    UniqueFunction<void()> done;
+  };
+  auto countdown = std::make_shared<Countdown>(Countdown{src.size(), std::move(on_all_delivered)});
+  for (std::size_t i = 0; i < src.size(); ++i) {
+    start_transfer(src[i], dst[i], Bytes(bytes[i]), [countdown] {
+      if (--countdown->left == 0) {
+        UniqueFunction<void()> done = std::move(countdown->done);
+        if (done) done();
+      }
+    });
+  }
+}
 
 void NetworkModel::check_transfer(GpuId src, GpuId dst, Bytes bytes) const {
   for (GpuId g : {src, dst}) {

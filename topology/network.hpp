@@ -53,6 +53,25 @@ enum class NetworkModelKind : std::uint8_t { kAnalytical, kFlow };
 /// "analytical", "flow".
 std::string_view to_string(NetworkModelKind kind);
 
+/// How the flow model shares links among the transfers of one direct
+/// all-to-all(v) (`network.alltoall_sharing`):
+///  - coflow (default): the collective moves as ONE entity whose transfers
+///    progress in proportion to their sizes and finish together, the way
+///    DeepEP-style dispatch/combine kernels stream tokens in order to all
+///    their destinations at once; against other traffic it claims on each
+///    link what its transfers there would claim together
+///    (FlowSolver::start_coflow). One entity per collective: a skewed
+///    all-to-allv costs one rate recomputation, not one per transfer.
+///  - per_transfer: every transfer is its own max-min flow (NCCL grouped
+///    send/recv: each peer its own connection). Exact max-min per pair; a
+///    skewed all-to-allv drains transfer by transfer, which costs about
+///    (transfers)^2 work per collective.
+/// The analytical model ignores it (transfers never interact there).
+enum class AllToAllSharing : std::uint8_t { kCoflow, kPerTransfer };
+
+/// "coflow", "per_transfer".
+std::string_view to_string(AllToAllSharing sharing);
+
 /// Identifies one transfer (unique within one network model).
 using TransferId = std::uint64_t;
 
@@ -81,6 +100,7 @@ struct NetworkParams {
   NetworkModelKind model = NetworkModelKind::kFlow;
   Duration alpha;
   double drain_tolerance = kDefaultDrainTolerance;
+  AllToAllSharing alltoall_sharing = AllToAllSharing::kCoflow;
   /// Efficiency per LinkClass actually used (all > 0).
   std::array<double, kLinkClassCount> efficiency{1.0, 1.0, 1.0, 1.0};
   /// Where the figures came from, for reports ("dgx-h100 calibration; network.alpha from command line").
@@ -103,6 +123,7 @@ NetworkParams network_params_from_config(const Config& config, const Topology& t
 ///   network.nic_efficiency      "
 ///   network.fabric_efficiency   "
 ///   network.drain_tolerance     flow model: relative window for draining flows together (default 1e-9)
+///   network.alltoall_sharing    flow model: coflow | per_transfer (default coflow)
 void register_network_options(OptionRegistry& registry);
 
 /// What a signal reports about one transfer.
@@ -156,6 +177,16 @@ class NetworkModel {
   /// GPU outside the topology or negative bytes. The model must outlive the
   /// simulator run that delivers its transfers.
   virtual TransferId start_transfer(GpuId src, GpuId dst, Bytes bytes, UniqueFunction<void()> on_delivered) = 0;
+
+  /// Starts a group of independent transfers that completes as a whole (the
+  /// one phase of a direct all-to-all(v)): transfer i moves bytes[i] from
+  /// src[i] to dst[i]; `on_all_delivered` runs, inside a simulator event, once
+  /// the last has arrived. Checks every transfer first (InputError, nothing
+  /// started). This default starts each with start_transfer(); the flow model
+  /// moves the group as one coflow unless network.alltoall_sharing is
+  /// per_transfer. An empty group completes in a zero-delay event.
+  virtual void start_group(std::span<const GpuId> src, std::span<const GpuId> dst,
+                           std::span<const std::int64_t> bytes, UniqueFunction<void()> on_all_delivered);
 
   [[nodiscard]] virtual NetworkStats stats() const = 0;
   /// Counters of every link (indexed by LinkId), busy time counted up to now.

@@ -9,6 +9,7 @@
 #include "sim/random.hpp"
 #include "sim/simulator.hpp"
 #include "topology/flow_network.hpp"
+#include "max_min_reference.hpp"
 
 using namespace moesim;
 using namespace moesim::literals;
@@ -242,53 +243,7 @@ TEST_CASE("bad solver input is rejected", "[network][flow][input]") {
   REQUIRE_THROWS_AS(solver.start(path + 1, Bytes(5), nullptr), std::invalid_argument);
 }
 
-namespace {
-
-// Independent reference: max-min fair rates by the textbook progressive
-// filling (Bertsekas & Gallager 6.5.2), written naively: raise every unfrozen
-// flow's rate equally until some link saturates, freeze the flows on it,
-// repeat. O(flows x links) per step, no heaps, no incrementality.
-std::vector<double> reference_max_min(const std::vector<double>& cap, const std::vector<std::vector<LinkId>>& paths) {
-  const std::size_t n = paths.size();
-  std::vector<double> rate(n, 0.0);
-  std::vector<bool> frozen(n, false);
-  std::vector<double> used(cap.size(), 0.0);
-  std::size_t left = n;
-  double level = 0.0;
-  while (left > 0) {
-    // The smallest increment that saturates a link with unfrozen flows.
-    double inc = 1e300;
-    for (std::size_t l = 0; l < cap.size(); ++l) {
-      int unfrozen = 0;
-      for (std::size_t f = 0; f < n; ++f) {
-        if (frozen[f]) continue;
-        for (LinkId k : paths[f]) unfrozen += (k == static_cast<LinkId>(l)) ? 1 : 0;
-      }
-      if (unfrozen > 0) inc = std::min(inc, (cap[l] - used[l]) / unfrozen);
-    }
-    level += inc;
-    for (std::size_t f = 0; f < n; ++f) {
-      if (frozen[f]) continue;
-      for (LinkId k : paths[f]) used[static_cast<std::size_t>(k)] += inc;
-    }
-    for (std::size_t l = 0; l < cap.size(); ++l) {
-      if (cap[l] - used[l] > 1e-9 * cap[l]) continue;  // not saturated
-      for (std::size_t f = 0; f < n; ++f) {
-        if (frozen[f]) continue;
-        bool on = false;
-        for (LinkId k : paths[f]) on = on || k == static_cast<LinkId>(l);
-        if (on) {
-          frozen[f] = true;
-          rate[f] = level;
-          --left;
-        }
-      }
-    }
-  }
-  return rate;
-}
-
-}  // namespace
+using moesim::test::reference_max_min;
 
 TEST_CASE("incremental rates equal a from-scratch max-min solution at every instant", "[network][flow][maxmin]") {
   // Random flows (random sizes, paths over 10 links of random capacities,

@@ -3,6 +3,7 @@
 // calibration against measured NCCL all-reduce, determinism and bad input.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -178,6 +179,63 @@ TEST_CASE("all-to-all on a non-blocking fat-tree takes (n-1) M / B_nic", "[netwo
   REQUIRE(t.seconds() == Approx(closed).epsilon(1e-6));
   REQUIRE(stats.transfers_delivered == static_cast<std::uint64_t>(n * (n - 1)));
   REQUIRE(stats.bytes_delivered == m * (n * (n - 1)));
+}
+
+TEST_CASE("a skewed all-to-allv coflow takes its most loaded link's time; per-transfer is never faster",
+          "[network][collectives][alltoall][coflow]") {
+  // 4 leaves x 4 GPUs, NIC B = 50 GB/s, non-blocking spine (leaf uplink 4B),
+  // every hop 500 ns, alpha 2 us. Rank i sends m_ij = (1 + (j mod 4)) x
+  // (1 + (i mod 3)) x 256 KiB to rank j != i: destinations 3, 7, 11, 15 are
+  // hot. Coflow sharing: the collective ends at
+  //   alpha + max over links of (bytes on the link / its capacity) + 4 hops,
+  // over the NIC uplinks (row sums / B), NIC downlinks (column sums / B) and
+  // leaf uplinks / downlinks (cross-leaf sums / 4B). Per-transfer max-min
+  // sharing cannot beat that bound, and moves the same bytes over the same
+  // links.
+  const Bandwidth nic = Bandwidth::gbytes_per_second(50.0);
+  const Duration hop = 500_ns;
+  const Duration alpha = 2_us;
+  const Topology topo = fat_tree(4, 4, nic, 1.0, hop);
+  const int n = 16;
+  CollectiveRequest req = request(CollectiveOp::kAllToAllV, CollectiveAlgorithm::kDirect, first_gpus(n), Bytes());
+  std::vector<double> row(n, 0.0), col(n, 0.0), leaf_out(4, 0.0), leaf_in(4, 0.0);
+  for (int i = 0; i < n; ++i) {
+    for (int j = 0; j < n; ++j) {
+      const Bytes m = i == j ? Bytes(0) : Bytes::kib(256) * ((1 + j % 4) * (1 + i % 3));
+      req.matrix.push_back(m);
+      if (i == j) continue;
+      row[static_cast<std::size_t>(i)] += m.as_double();
+      col[static_cast<std::size_t>(j)] += m.as_double();
+      if (i / 4 != j / 4) {
+        leaf_out[static_cast<std::size_t>(i / 4)] += m.as_double();
+        leaf_in[static_cast<std::size_t>(j / 4)] += m.as_double();
+      }
+    }
+  }
+  const double b = nic.bytes_per_second();
+  const double worst = std::max({*std::max_element(row.begin(), row.end()) / b,
+                                 *std::max_element(col.begin(), col.end()) / b,
+                                 *std::max_element(leaf_out.begin(), leaf_out.end()) / (4 * b),
+                                 *std::max_element(leaf_in.begin(), leaf_in.end()) / (4 * b)});
+  const double closed = alpha.seconds() + worst + 4 * hop.seconds();
+  NetworkParams params = ideal_params(NetworkModelKind::kFlow, alpha);
+  NetworkStats coflow_stats;
+  const Duration coflow = run_collective(topo, params, req, &coflow_stats);
+  REQUIRE(coflow.seconds() == Approx(closed).epsilon(1e-9));
+  params.alltoall_sharing = AllToAllSharing::kPerTransfer;
+  NetworkStats per_stats;
+  const Duration per_transfer = run_collective(topo, params, req, &per_stats);
+  REQUIRE(per_transfer >= coflow - 1_ns);
+  INFO("per-transfer / coflow = " << per_transfer.seconds() / coflow.seconds());
+  REQUIRE(per_transfer.seconds() < 1.5 * coflow.seconds());
+  REQUIRE(coflow_stats.transfers_delivered == per_stats.transfers_delivered);
+  REQUIRE(coflow_stats.transfers_delivered == static_cast<std::uint64_t>(n * (n - 1)));
+  REQUIRE(coflow_stats.bytes_delivered == per_stats.bytes_delivered);
+  // The analytical model ignores the setting: no contention there.
+  params.model = NetworkModelKind::kAnalytical;
+  const Duration analytical_a = run_collective(topo, params, req);
+  params.alltoall_sharing = AllToAllSharing::kCoflow;
+  REQUIRE(run_collective(topo, params, req) == analytical_a);
 }
 
 TEST_CASE("a 2:1 oversubscribed spine halves cross-leaf all-to-all throughput", "[network][collectives][alltoall]") {
@@ -463,6 +521,10 @@ TEST_CASE("network options resolve over the calibration profile", "[network][opt
   NetworkParams p = network_params_from_config(cfg, topo);
   REQUIRE(p.model == NetworkModelKind::kFlow);
   REQUIRE(p.alpha == network_calibration("dgx-h100").alpha);
+  REQUIRE(p.alltoall_sharing == AllToAllSharing::kCoflow);
+  cfg.set("network.alltoall_sharing", "per_transfer", "test");
+  REQUIRE(network_params_from_config(cfg, topo).alltoall_sharing == AllToAllSharing::kPerTransfer);
+  REQUIRE_THROWS_AS(cfg.set("network.alltoall_sharing", "fair", "test"), InputError);
   cfg.set("network.model", "analytical", "test");
   cfg.set("network.alpha", "7us", "test");
   cfg.set("network.nic_efficiency", "0.5", "test");
