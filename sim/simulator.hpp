@@ -1,8 +1,9 @@
 #pragma once
-// The discrete-event engine: a heap of pending events ordered by
-// (time, insertion sequence), as in ns-3 and SST, so that events scheduled for
-// the same instant run in the order they were scheduled. There is no global
-// simulator: every model receives a Simulator& explicitly.
+// The discrete-event engine: pending events run in (time, insertion sequence)
+// order, as in ns-3 and SST, so that events scheduled for the same instant run
+// in the order they were scheduled. They wait in a ladder queue
+// (sim/ladder_queue.hpp). There is no global simulator: every model receives a
+// Simulator& explicitly.
 
 #include <cstdint>
 #include <stdexcept>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "sim/huge_page_allocator.hpp"
+#include "sim/ladder_queue.hpp"
 #include "sim/signal.hpp"
 #include "sim/unique_function.hpp"
 #include "sim/units.hpp"
@@ -74,13 +76,12 @@ class Simulator {
   Signal<Time> event_executed;
 
  private:
-  // One heap entry: 16 bytes, four to a cache line. The whole ordering key is
-  // one unsigned 128-bit integer: time (non-negative picoseconds) in the high
-  // half, and in the low half the unique sequence number over the handler's
-  // slot index. Comparing entries is then a single branch-free 128-bit
-  // compare, which the heap's child selection turns into conditional moves
-  // (mispredicted branches dominated the cost of a lexicographic compare).
-  __extension__ using Entry = unsigned __int128;
+  // One queue entry: 16 bytes. The whole ordering key is one unsigned 128-bit
+  // integer: time (non-negative picoseconds) in the high half, and in the low
+  // half the unique sequence number over the handler's slot index, so the
+  // queue orders by (time, sequence) with single 128-bit compares and the
+  // handler itself never moves while its event waits.
+  using Entry = LadderQueue::Key;
   static Entry make_entry(std::int64_t time, std::uint64_t key) {
     return (static_cast<Entry>(static_cast<std::uint64_t>(time)) << 64) | key;
   }
@@ -95,16 +96,13 @@ class Simulator {
     std::uint64_t seq = 0;  // 0 = free
   };
 
-  static constexpr std::size_t kArity = 4;
-  static constexpr std::size_t kHeapPad = 3;  // see heap_push()
-
-  static bool before(Entry a, Entry b) { return a < b; }
-  void heap_push(Entry e);
-  Entry heap_pop();
+  // schedule_at and schedule_in take the handler by value (the public
+  // signature); both pass it on by reference, so it is moved once, into its slot.
+  EventHandle schedule(Time t, EventHandler&& handler);
   std::uint32_t acquire_slot();
   bool run_one();  // pops one entry; returns true when a handler ran
 
-  std::vector<Entry, HugePageAllocator<Entry>> heap_;
+  LadderQueue queue_;
   std::vector<Slot, HugePageAllocator<Slot>> slots_;
   std::vector<std::uint32_t> free_slots_;
   Time now_{};
