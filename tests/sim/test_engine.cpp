@@ -10,6 +10,7 @@
 #include <tuple>
 #include <vector>
 
+#include "sim/binary_heap_queue.hpp"
 #include "sim/ladder_queue.hpp"
 #include "sim/random.hpp"
 #include "sim/simulator.hpp"
@@ -367,11 +368,13 @@ TEST_CASE("randomized schedules run in exactly the (time, insertion sequence) or
 
 TEST_CASE("the ladder queue pops keys in exact order for adversarial time patterns", "[engine][queue]") {
   // Directly on the queue: many more keys per second than through handlers.
+  // The binary heap (the benchmark's baseline) runs alongside: same order.
   using Key = LadderQueue::Key;
   for (int pattern = 0; pattern < 8; ++pattern) {
     INFO("pattern " << pattern);
     RandomStream rng = RandomStreams(static_cast<std::uint64_t>(pattern)).stream("test/ladder");
     LadderQueue queue;
+    BinaryHeapQueue heap;
     std::set<Key> reference;
     std::uint64_t now = 0;
     std::uint64_t seq = 1;
@@ -399,21 +402,26 @@ TEST_CASE("the ladder queue pops keys in exact order for adversarial time patter
       if (push) {
         const Key k = (static_cast<Key>(draw()) << 64) | seq++;
         queue.push(k);
+        heap.push(k);
         reference.insert(k);
       } else {
         if (rng.below(8) == 0) REQUIRE(queue.top() == *reference.begin());
         const Key k = queue.pop();
         REQUIRE(k == *reference.begin());
+        REQUIRE(heap.pop() == k);
         reference.erase(reference.begin());
         now = LadderQueue::key_time(k);
       }
       REQUIRE(queue.size() == reference.size());
     }
+    REQUIRE(heap.size() == reference.size());
     while (!reference.empty()) {
       REQUIRE(queue.pop() == *reference.begin());
+      REQUIRE(heap.pop() == *reference.begin());
       reference.erase(reference.begin());
     }
     REQUIRE(queue.empty());
+    REQUIRE(heap.empty());
   }
 }
 
