@@ -91,11 +91,21 @@ ServingSummary summarize_serving(const ServingResult& result, const SloConfig& s
   // The measured window.
   double t0 = 0.0;
   double t1 = 0.0;
+  bool arrival_window = false;
   if (n > 0) {
     t0 = out.requests[first].arrival_s;
     t1 = out.requests[last - 1].arrival_s;
-    if (!(t1 > t0)) {
+    arrival_window = t1 > t0;
+    if (!arrival_window) {
       for (std::size_t i = first; i < last; ++i) t1 = std::max(t1, out.requests[i].end_s);
+    } else {
+      // Steady state: the system fills for about one request lifetime after
+      // the first arrival. Completions lag arrivals by that lifetime, so a
+      // window opening earlier counts fewer completions than arrivals. Open
+      // it no earlier than the first arrival + the p90 lifetime (when that
+      // leaves a window at all).
+      const double settled = out.requests.front().arrival_s + out.e2e.p90;
+      if (settled > t0 && settled < t1) t0 = settled;
     }
   }
   out.window_start_s = t0;
@@ -110,12 +120,16 @@ ServingSummary summarize_serving(const ServingResult& result, const SloConfig& s
     }
     double input_tokens = 0.0;
     double completions = 0.0;
+    double completions_meeting = 0.0;
     double arrivals = 0.0;
     double area = 0.0;  // integral of the number in system over the window
     for (const RequestRecord& r : out.requests) {
       if (inside(r.first_token_s)) input_tokens += static_cast<double>(r.prompt_tokens);
-      if (inside(r.end_s)) completions += 1.0;
-      if (r.measured) arrivals += 1.0;
+      if (inside(r.end_s)) {
+        completions += 1.0;
+        if (r.meets_slo) completions_meeting += 1.0;
+      }
+      if (arrival_window ? inside(r.arrival_s) : r.measured) arrivals += 1.0;
       area += std::max(0.0, std::min(r.end_s, t1) - std::max(r.arrival_s, t0));
     }
     out.output_tokens_per_s = output_tokens / span;
@@ -123,8 +137,24 @@ ServingSummary summarize_serving(const ServingResult& result, const SloConfig& s
     out.tokens_per_s = out.output_tokens_per_s + out.input_tokens_per_s;
     out.requests_per_s = completions / span;
     out.offered_rate = arrivals / span;
-    out.goodput = static_cast<double>(meeting) / span;
+    out.goodput = completions_meeting / span;
     out.mean_in_system = area / span;
+  }
+  // What remains of the ramp-up inside the window, which opens w = t0 - first
+  // arrival into the run: a request whose lifetime E2E exceeds w has no
+  // predecessor finishing in its place at the window's start, so completions
+  // fall short of arrivals by about rate x E[max(0, E2E - w)], a fraction
+  // E[max(0, E2E - w)] / span of the window's requests.
+  if (arrival_window && span > 0.0) {
+    const double w = t0 - out.requests.front().arrival_s;
+    double excess = 0.0;
+    std::size_t count = 0;
+    for (const RequestRecord& r : out.requests) {
+      if (!r.measured) continue;
+      excess += std::max(0.0, r.e2e_s - w);
+      ++count;
+    }
+    if (count > 0) out.ramp_up_fraction = std::clamp(excess / static_cast<double>(count) / span, 0.0, 1.0);
   }
   out.slo_attainment =
       out.measured_requests > 0 ? static_cast<double>(meeting) / static_cast<double>(out.measured_requests) : 0.0;

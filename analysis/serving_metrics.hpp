@@ -15,8 +15,11 @@
 // floor(n x workload.warmup) and the last floor(n x workload.cooldown) are
 // left out. The remaining ones are the *measured* requests, and the
 // measured window is [arrival of the first measured, arrival of the last
-// measured]. (When that window is empty, e.g. offline arrivals at t = 0, it
-// is [first measured arrival, last measured completion].)
+// measured], opened no earlier than the first arrival + the p90 E2E of the
+// measured requests when that leaves a window (the system is then full:
+// completions keep pace with arrivals). (When the arrival window is empty,
+// e.g. offline arrivals at t = 0, it is [first measured arrival, last
+// measured completion].)
 //   latency statistics: over the measured requests (mean; p50, p90, p99 by
 //     linear interpolation between order statistics, numpy's default);
 //   output tokens/s: output tokens sampled by iterations that ended inside
@@ -25,11 +28,18 @@
 //   input tokens/s: prompt tokens of requests whose prefill completed
 //     (first token) inside the window / window length;
 //   requests/s: requests completed inside the window / window length;
-//   goodput: measured requests meeting both SLO objectives / window length
-//     (requests/s), and the attainment: their fraction of the measured ones.
+//   goodput: requests completed inside the window that meet both SLO
+//     objectives / window length (so goodput <= requests/s), and the
+//     attainment: the fraction of the measured requests that meet them.
+// Ramp-up: completions lag arrivals by a request's lifetime. With the window
+// opening w after the first arrival, completions inside it fall short of the
+// steady state by about E[max(0, E2E - w)] / window length (over the measured
+// requests): `ramp_up_fraction`, the estimated bias of requests/s, tokens/s
+// and goodput. Reports warn above kRampUpWarning: the run is too short for
+// its load (more requests, workload.requests). 0 for offline arrivals.
 // Little's law quantities over the window: the time-average number of
-// requests in the system, the arrival rate of the measured requests and
-// their mean time in system.
+// requests in the system, the arrival rate inside it and the measured
+// requests' mean time in system.
 
 #include <cstdint>
 #include <string>
@@ -89,8 +99,9 @@ struct ServingSummary {
   double output_tokens_per_s = 0.0;
   double tokens_per_s = 0.0;       // input + output
   double requests_per_s = 0.0;     // completions
-  double offered_rate = 0.0;       // measured arrivals / window
-  double goodput = 0.0;            // requests/s meeting the SLO
+  double offered_rate = 0.0;       // arrivals inside the window / window
+  double goodput = 0.0;            // completions/s meeting the SLO
+  double ramp_up_fraction = 0.0;   // of the window (see the file comment)
   double slo_attainment = 0.0;     // fraction of measured requests meeting it
   bool meets_slo = false;          // attainment >= slo.attainment
   SloConfig slo;
@@ -111,6 +122,9 @@ struct ServingSummary {
   std::int32_t replicas = 0;
   std::int32_t engines = 0;
 };
+
+/// Above this ramp-up fraction, reports warn that the window is not steady state.
+inline constexpr double kRampUpWarning = 0.05;
 
 /// Computes the records and aggregates of a run (see the file comment).
 ServingSummary summarize_serving(const ServingResult& result, const SloConfig& slo, double warmup,

@@ -65,8 +65,6 @@ std::string describe_arrivals(const RequestStreamConfig& s) {
   return "?";
 }
 
-bool o_is_open_loop(const ServingOptions& o) { return o.stream.arrival != ArrivalKind::kOffline; }
-
 }  // namespace
 
 ServingRun run_serving(const Config& config) {
@@ -128,15 +126,6 @@ ServingRun run_serving(const Config& config) {
                            timer);
   out.result = serving.run();
   out.summary = summarize_serving(out.result, out.options.slo, out.options.warmup, out.options.cooldown);
-  {
-    const ServingSummary& m = out.summary;
-    const double window = m.window_end_s - m.window_start_s;
-    if (o_is_open_loop(out.options) && window < 3.0 * m.e2e.mean) {
-      out.notes.push_back("the measured window (" + fmt(window, 2) + " s) is short compared with the mean time a "
-                          "request spends in the system (" + fmt(m.e2e.mean, 2) +
-                          " s): throughput figures include the ramp-up; raise workload.requests for steady state");
-    }
-  }
   out.timer = timer.stats();
   out.cached_shapes = timer.cached_shapes();
   out.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
@@ -169,7 +158,7 @@ nlohmann::json to_json(const ServingRun& r) {
                    {"cooldown", o.cooldown}};
   j["requests"] = s.total_requests;
   j["measured_requests"] = s.measured_requests;
-  j["window_s"] = {{"start", s.window_start_s}, {"end", s.window_end_s}};
+  j["window_s"] = {{"start", s.window_start_s}, {"end", s.window_end_s}, {"ramp_up_fraction", s.ramp_up_fraction}};
   j["throughput"] = {{"tokens_per_s", s.tokens_per_s},
                      {"output_tokens_per_s", s.output_tokens_per_s},
                      {"input_tokens_per_s", s.input_tokens_per_s},
@@ -243,7 +232,15 @@ std::string format_serving_report(const ServingRun& r) {
   out << "Goodput      " << fmt(s.goodput, 2) << " requests/s: " << fmt(100.0 * s.slo_attainment, 1)
       << " % of requests meet TTFT <= " << secs(o.slo.ttft.seconds()) << " and TPOT <= " << secs(o.slo.tpot.seconds())
       << (s.meets_slo ? " (SLO met" : " (SLO missed") << ": target " << fmt(100.0 * o.slo.attainment, 0)
-      << " %)\n\n";
+      << " %)\n";
+  if (s.ramp_up_fraction > kRampUpWarning) {
+    out << "Warning      the run is short for its load: the measured window opens "
+        << fmt(s.window_start_s - (s.requests.empty() ? 0.0 : s.requests.front().arrival_s), 2)
+        << " s after the first arrival, while requests live " << fmt(s.e2e.mean, 2) << " s (mean E2E), p90 "
+        << fmt(s.e2e.p90, 2) << " s;\n             requests/s, tokens/s and goodput are about "
+        << fmt(100.0 * s.ramp_up_fraction, 0) << " % low (ramp-up); raise workload.requests\n";
+  }
+  out << "\n";
 
   out << "  model     " << r.model << "\n";
   out << "  cluster   " << r.topology << ": " << r.gpus << " x " << r.gpu << "; network " << r.network << "\n";
@@ -256,7 +253,7 @@ std::string format_serving_report(const ServingRun& r) {
       << to_string(o.router) << ", seed " << r.seed << "\n";
   for (const auto& n : r.notes) out << "  note      " << n << "\n";
 
-  out << "\nLatency over " << s.measured_requests << " measured requests (window " << fmt(s.window_start_s, 2)
+  out << "\nLatency over " << s.measured_requests << " measured requests (throughput window " << fmt(s.window_start_s, 2)
       << " s .. " << fmt(s.window_end_s, 2) << " s; warm-up " << fmt(100 * o.warmup, 0) << " %, cool-down "
       << fmt(100 * o.cooldown, 0) << " % of requests left out)\n";
   out << "  " << pad("", 8) << lpad("mean", 11) << lpad("p50", 11) << lpad("p90", 11) << lpad("p99", 11)

@@ -138,6 +138,7 @@ double num(const nlohmann::json& j, const char* a, const char* b = nullptr) {
 std::string format_table(const std::vector<Axis>& axes, const std::vector<Row>& rows) {
   std::ostringstream o;
   const bool serving = std::any_of(rows.begin(), rows.end(), [](const Row& r) { return r.ok && r.serving; });
+  bool ramp_up_rows = false;
   std::vector<std::size_t> w;
   for (const Axis& a : axes) {
     std::size_t width = a.key.size();
@@ -168,12 +169,23 @@ std::string format_table(const std::vector<Axis>& axes, const std::vector<Row>& 
         << pad(ms(num(j, "ttft_s", "p50")), 10) << pad(ms(num(j, "ttft_s", "p99")), 9)
         << pad(ms(num(j, "tpot_s", "p50")), 10) << pad(ms(num(j, "tpot_s", "p99")), 8)
         << pad(fmt(num(j, "goodput"), 2), 9)
-        << pad((j.value("meets_slo", false) ? "yes " : "no ") + fmt(100 * att, 0) + "%", 9) << "\n";
+        << pad((j.value("meets_slo", false) ? "yes " : "no ") + fmt(100 * att, 0) + "%", 9);
+      const double ramp = num(j, "window_s", "ramp_up_fraction");
+      if (ramp > analysis::kRampUpWarning) {
+        o << "  * ~" << fmt(100 * ramp, 0) << " % low";
+        ramp_up_rows = true;
+      }
+      o << "\n";
     } else {
       o << pad(ms(num(j, "latency_s")), 12) << pad(fmt(num(j, "throughput", "tokens_per_s"), 1), 12)
         << pad(fmt(num(j, "throughput", "output_tokens_per_s"), 1), 12)
         << pad(fmt(num(j, "throughput", "sequences_per_s"), 2), 10) << "\n";
     }
+  }
+  if (ramp_up_rows) {
+    o << "* the run is short for its load: its measured window opens less than a request lifetime after the\n"
+         "  first arrival (ramp-up), so req/s, tok/s and goodput are about that much low and its latencies\n"
+         "  come from a filling system (not counted for the highest rate); raise workload.requests\n";
   }
   return o.str();
 }
@@ -198,7 +210,10 @@ nlohmann::json max_rate_meeting_slo(const std::vector<Axis>& axes, const std::ve
       best[others] = {0.0, false};
       order.push_back(others);
     }
-    if (r.ok && r.serving && r.summary.value("meets_slo", false)) {
+    // A run too short for its load (ramp-up) has not shown its steady state:
+    // its latencies come from a filling system, so it does not count.
+    const bool steady = !(num(r.summary, "window_s", "ramp_up_fraction") > analysis::kRampUpWarning);
+    if (r.ok && r.serving && steady && r.summary.value("meets_slo", false)) {
       const double rate = parse_double(r.values[rate_axis]);
       auto& b = best[others];
       if (!b.second || rate > b.first) b = {rate, true};
@@ -413,11 +428,12 @@ int cmd_sweep(const std::vector<std::string>& args) {
     for (const auto& o : e["others"]) others += (others.empty() ? " (" : ", ") + o.get<std::string>();
     if (!others.empty()) others += ")";
     if (e["rate"].is_null()) {
-      std::cout << "\nNo workload.rate tried meets the SLO" << others << "\n";
+      std::cout << "\nNo workload.rate tried meets the SLO in steady state" << others << "\n";
     } else {
       std::ostringstream rate;
       rate << e["rate"].get<double>();
-      std::cout << "\nHighest workload.rate meeting the SLO" << others << ": " << rate.str() << " requests/s\n";
+      std::cout << "\nHighest workload.rate meeting the SLO in steady state" << others << ": " << rate.str()
+                << " requests/s\n";
     }
   }
   if (output) std::cout << "Results written to " << *output << "\n";

@@ -76,7 +76,7 @@ TEST_CASE("moesim sweep over rates: rows, table and the highest rate meeting the
   REQUIRE(t.exit_code == 0);
   CHECK_THAT(t.out, Catch::Contains("TTFT p50"));
   CHECK_THAT(t.out, Catch::Contains("goodput"));
-  CHECK_THAT(t.out, Catch::Contains("Highest workload.rate meeting the SLO: 5 requests/s"));
+  CHECK_THAT(t.out, Catch::Contains("Highest workload.rate meeting the SLO in steady state: 5 requests/s"));
 }
 
 TEST_CASE("moesim sweep: several --vary make a cartesian product; any key can vary", "[serving][cli][sweep]") {

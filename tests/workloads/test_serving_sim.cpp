@@ -269,3 +269,83 @@ TEST_CASE("inconsistent serving options are input errors naming the key", "[serv
                       {"workload.requests", "10"}}),
              Catch::Contains("scheduler.max_batched_tokens"));
 }
+
+namespace {
+
+// A synthetic run: `n` requests arriving every `gap` seconds, each living
+// `life` seconds (first token at arrival + 10 % of it), 2 output tokens each,
+// one iteration per completion sampling them.
+ServingResult synthetic_run(int n, double gap, double life) {
+  ServingResult r;
+  for (int i = 0; i < n; ++i) {
+    RequestState s;
+    s.prompt_tokens = 100;
+    s.output_tokens = 2;
+    s.replica = 0;
+    s.arrival = Time::at(Duration::from_seconds(gap * i));
+    s.first_scheduled = s.arrival;
+    s.first_token = Time::at(Duration::from_seconds(gap * i + 0.1 * life));
+    s.finished = Time::at(Duration::from_seconds(gap * i + life));
+    r.states.push_back(s);
+    IterationRecord it;
+    it.engine = 0;
+    it.start = s.first_token;
+    it.end = s.finished;
+    it.sequences = 1;
+    it.output_tokens = 2;
+    r.iterations.push_back(it);
+  }
+  std::sort(r.iterations.begin(), r.iterations.end(),
+            [](const IterationRecord& a, const IterationRecord& b) { return a.end < b.end; });
+  r.replicas = 1;
+  r.engines = 1;
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("serving throughput is measured in steady state, and a short run says how far from it",
+          "[serving][metrics]") {
+  // Arrivals every 1/8 s (exact in binary, so no boundary falls between two
+  // roundings), 8 requests/s.
+  SloConfig slo;
+  slo.ttft = Duration::from_seconds(10.0);
+  slo.tpot = Duration::from_seconds(10.0);
+  SECTION("long run: requests/s = arrival rate, goodput <= requests/s, Little's law") {
+    // 200 requests living 1 s. Warm-up/cool-down 10 %: measured requests
+    // 20..179, arrivals 2.5 .. 22.375 s. The fill ends at the first arrival +
+    // the p90 lifetime = 1 s < 2.5 s: the window stays [2.5, 22.375] (19.875 s).
+    // Completions inside: 0.125 i + 1 in [2.5, 22.375] for i = 12 .. 171: 160;
+    // arrivals inside: i = 20 .. 179: 160. Ramp-up E[max(0, 1 - 2.5)] = 0.
+    // Requests in the system at any instant: 8 (= lambda W = 8/s x 1 s).
+    const auto s = analysis::summarize_serving(synthetic_run(200, 0.125, 1.0), slo, 0.1, 0.1);
+    CHECK(s.window_start_s == Approx(2.5));
+    CHECK(s.window_end_s == Approx(22.375));
+    CHECK(s.requests_per_s == Approx(160.0 / 19.875));
+    CHECK(s.offered_rate == Approx(160.0 / 19.875));
+    CHECK(s.goodput == Approx(s.requests_per_s));
+    CHECK(s.ramp_up_fraction == 0.0);
+    CHECK(s.mean_in_system == Approx(8.0).epsilon(1e-9));
+  }
+  SECTION("long lifetimes: the window opens one p90 lifetime after the first arrival") {
+    // Lifetime 5 s: the fill ends at 5 s > 2.5 s, so the window is [5, 22.375];
+    // completions inside: 0.125 i + 5 in [5, 22.375] for i = 0 .. 139: 140 in
+    // 17.375 s; arrivals inside: i = 40 .. 179: 140. Ramp-up E[max(0, 5 - 5)] = 0.
+    const auto s = analysis::summarize_serving(synthetic_run(200, 0.125, 5.0), slo, 0.1, 0.1);
+    CHECK(s.window_start_s == Approx(5.0));
+    CHECK(s.requests_per_s == Approx(140.0 / 17.375));
+    CHECK(s.offered_rate == Approx(140.0 / 17.375));
+    CHECK(s.ramp_up_fraction == 0.0);
+  }
+  SECTION("a run shorter than a lifetime: nothing completes in the window, and the summary says so") {
+    // 20 requests living 5 s: measured arrivals 0.25 .. 2.125 s; the fill (5 s)
+    // ends after the window, which stays [0.25, 2.125]: no completion inside.
+    // Ramp-up estimate E[max(0, 5 - 0.25)] / 1.875 s > 1, clamped to 1.
+    const auto s = analysis::summarize_serving(synthetic_run(20, 0.125, 5.0), slo, 0.1, 0.1);
+    CHECK(s.window_start_s == Approx(0.25));
+    CHECK(s.requests_per_s == 0.0);
+    CHECK(s.goodput == 0.0);
+    CHECK(s.ramp_up_fraction == 1.0);
+    CHECK(s.ramp_up_fraction > analysis::kRampUpWarning);
+  }
+}
