@@ -37,6 +37,18 @@ constexpr double kA100GemmEff = 271.2 / 312.0;
 // H100 SXM measured 794.5 of 989 (calibration.md); H800 is the same die and
 // clocks (export variant with cut NVLink), so it takes the H100 figure.
 constexpr double kH100GemmEff = 794.5 / 989.0;
+// H100 SXM FP8: 1402.6 of 1979 TFLOPS at the best shape of the "Maximum
+// Achievable Matmul FLOPS" search (stas00/ml-engineering, v2 FP8 table; the
+// same source as calibration.md's BF16 figures): FP8 reaches a lower fraction
+// of its peak than BF16 (70.9 % vs 80.3 %). Without it the model overestimates
+// FP8 GEMMs by 9.4 % (docs/compute-model.md). H800 and H200 have the same SM
+// and clocks; no FP8 measurement of theirs, so they take the H100 figure.
+constexpr double kHopperFp8GemmEff = 1402.6 / 1979.0;
+
+GpuSpec with_fp8_ceiling(GpuSpec g, double efficiency) {
+  g.max_gemm_efficiency_fp8 = efficiency;
+  return g;
+}
 
 struct Entry {
   const char* name;
@@ -52,16 +64,25 @@ const Entry kEntries[] = {
      [] { return make("gpu64", 312.0, 0.0, 19.5, 64, 1640.0, 108, 300.0, kA100GemmEff); }},
     {"h100-sxm",
      "NVIDIA H100 SXM5 80 GB: 989 TFLOPS BF16, 1979 FP8, 3.35 TB/s, NVLink4 450 GB/s, 132 SMs; measured matmul "
-     "794.5 TFLOPS",
-     [] { return make("h100-sxm", 989.0, 1979.0, 67.0, 80, 3350.0, 132, 450.0, kH100GemmEff); }},
+     "794.5 TFLOPS BF16, 1402.6 FP8",
+     [] {
+       return with_fp8_ceiling(make("h100-sxm", 989.0, 1979.0, 67.0, 80, 3350.0, 132, 450.0, kH100GemmEff),
+                               kHopperFp8GemmEff);
+     }},
     {"h800",
      "NVIDIA H800 SXM 80 GB: H100 compute, NVLink 400 GB/s bidirectional = 200 per direction (DeepEP measures "
      "~160 GB/s in EP all-to-all), 132 SMs",
-     [] { return make("h800", 989.0, 1979.0, 67.0, 80, 3350.0, 132, 200.0, kH100GemmEff); }},
+     [] {
+       return with_fp8_ceiling(make("h800", 989.0, 1979.0, 67.0, 80, 3350.0, 132, 200.0, kH100GemmEff),
+                               kHopperFp8GemmEff);
+     }},
     {"h200",
      "NVIDIA H200 SXM 141 GB: 989 TFLOPS BF16, 1979 FP8, 4.8 TB/s, NVLink4 450 GB/s, 132 SMs; measured matmul "
      "~790 TFLOPS",
-     [] { return make("h200", 989.0, 1979.0, 67.0, 141, 4800.0, 132, 450.0, 790.0 / 989.0); }},
+     [] {
+       return with_fp8_ceiling(make("h200", 989.0, 1979.0, 67.0, 141, 4800.0, 132, 450.0, 790.0 / 989.0),
+                               kHopperFp8GemmEff);
+     }},
     {"a100-80g",
      "NVIDIA A100 SXM4 80 GB: 312 TFLOPS BF16 (no FP8), 2.0 TB/s, NVLink3 300 GB/s, 108 SMs; measured matmul "
      "271.2 TFLOPS",

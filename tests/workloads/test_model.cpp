@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "sim/compute_model.hpp"
 #include "sim/options.hpp"
 #include "workloads/gpu_presets.hpp"
 #include "workloads/model_spec.hpp"
@@ -155,9 +156,23 @@ TEST_CASE("GPU presets carry calibration.md figures", "[workloads][gpu]") {
   CHECK(h100.memory == Bytes::gb(80));
   CHECK(h100.memory_bandwidth.gbytes_per_second() == Approx(3350.0));
   CHECK(h100.sm_count == 132);
-  // Measured 794.5 TFLOPS of 989 peak.
+  // Measured 794.5 TFLOPS of 989 peak (BF16), 1402.6 of 1979 (FP8).
   CHECK(h100.max_gemm_efficiency == Approx(794.5 / 989.0));
+  CHECK(h100.max_gemm_efficiency_fp8 == Approx(1402.6 / 1979.0));
+  {
+    // The best FP8 shape of the MAMF search on H100 (1024 x 9216 x 14336,
+    // measured 1402.6 TFLOPS): the model with the preset's FP8 ceiling is
+    // within 4 % (the same tolerance as the BF16 rows in
+    // tests/sim/test_compute_model.cpp); with the BF16 ceiling it was +9.4 %.
+    const ComputeModel model(h100);
+    const OpCost c = model.cost(GemmOp{1024, 9216, 14336, Precision::kFp8});
+    const double tflops = c.flops / (c.time - h100.kernel_launch_overhead).seconds() / 1e12;
+    CHECK(std::abs(tflops - 1402.6) / 1402.6 < 0.04);
+  }
   const GpuSpec h800 = gpu_preset("h800");
+  CHECK(h800.max_gemm_efficiency_fp8 == h100.max_gemm_efficiency_fp8);  // same SM and clocks
+  CHECK(gpu_preset("h200").max_gemm_efficiency_fp8 == h100.max_gemm_efficiency_fp8);
+  CHECK(gpu_preset("a100-80g").max_gemm_efficiency_fp8 == 0.0);  // no FP8 tensor cores
   CHECK(h800.scale_up_bandwidth.gbytes_per_second() == Approx(200.0));  // 400 bidirectional
   const GpuSpec mi = gpu_preset("mi300x");
   CHECK(mi.sm_count == 304);
