@@ -13,6 +13,7 @@
 //
 // Usage: bench_serving [--requests=10000] [--rate=40] [--check=24]
 //                      [--SECTION.KEY=VALUE ...]   (any scenario option)
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -137,6 +138,9 @@ int main(int argc, char** argv) {
       double sum = 0.0;
       double worst = 0.0;
       double bias = 0.0;
+      std::size_t worst_i = 0;
+      double worst_c = 0.0;
+      double worst_x = 0.0;
       for (std::size_t i = 0; i < rec.seen.size(); ++i) {
         const auto& [engine, batch] = rec.seen[i];
         const double c = timer.time(engine, batch, 0).latency.seconds();
@@ -144,12 +148,28 @@ int main(int argc, char** argv) {
         const double e = c / x - 1.0;
         sum += std::fabs(e);
         bias += e;
+        if (std::fabs(e) > worst) {
+          worst_i = i;
+          worst_c = c;
+          worst_x = x;
+        }
         worst = std::max(worst, std::fabs(e));
       }
       const double n = static_cast<double>(std::max<std::size_t>(1, rec.seen.size()));
       std::printf("\ncache check             %zu iterations of this run, cached vs exact full plan: mean |error| "
                   "%.2f %%, mean error %+.2f %%, worst %.2f %%\n",
                   rec.seen.size(), 100.0 * sum / n, 100.0 * bias / n, 100.0 * worst);
+      if (!rec.seen.empty()) {
+        // The worst iteration's batch: per replica, new tokens (prefill + decode) and sequences.
+        std::printf("                        worst: cached %.3f ms vs exact %.3f ms; replicas (new tokens/sequences):",
+                    worst_c * 1e3, worst_x * 1e3);
+        for (const auto& replica : rec.seen[worst_i].second.replicas) {
+          std::int64_t tokens = 0;
+          for (const SequenceChunk& chunk : replica) tokens += chunk.new_tokens;
+          std::printf(" %lld/%zu", static_cast<long long>(tokens), replica.size());
+        }
+        std::printf("\n");
+      }
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_serving: %s\n", e.what());
