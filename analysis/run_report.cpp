@@ -150,25 +150,16 @@ RunSummary run_batch(const Config& config, const BatchRunOptions& options) {
   const ValidationResult validation = validate(model, strategy, gpus, gpu, shape, memory_options);
   validation.throw_if_invalid();
 
-  out.seed = config.has("run.seed") ? static_cast<std::uint64_t>(config.get_int("run.seed")) : 0;
-  const std::uint64_t run_number = config.has("run.run") ? static_cast<std::uint64_t>(config.get_int("run.run")) : 0;
-  out.gpus = gpus;
-  out.gpus_used = strategy.world_size();
-  out.strategy = strategy;
-  out.model = describe(model);
-  out.gpu = gpu.name;
-  out.topology = topology.name.empty() ? std::string("custom") : topology.name;
-  out.notes = validation.notes;
+  const NetworkParams net_params = network_params_from_config(config, topology);
+  static_cast<RunContext&>(out) = run_context(config, topology, model, gpu, strategy, validation, net_params);
   out.memory = estimate_memory(model, strategy, gpu, shape, memory_options);
 
   const RankMapping mapping(model, strategy);
   const ComputeModel compute(gpu);
-  const ExpertRouter router(routing_from_config(config), model, RandomStreams(out.seed, run_number));
+  const ExpertRouter router(routing_from_config(config), model, RandomStreams(out.seed, out.run));
 
   // Engine, network and collectives.
   Simulator sim;
-  const NetworkParams net_params = network_params_from_config(config, topology);
-  out.network = std::string(to_string(net_params.model)) + " (" + net_params.provenance + ")";
   const auto network = make_network(net_params, sim, topology);
   CollectiveEngine engine(sim, *network);
 
@@ -277,18 +268,53 @@ nlohmann::json strategy_json(const Strategy& st) {
           {"description", st.describe()}};
 }
 
+RunContext run_context(const Config& config, const Topology& topology, const ModelSpec& model, const GpuSpec& gpu,
+                       const Strategy& strategy, const ValidationResult& validation, const NetworkParams& network) {
+  RunContext c;
+  c.seed = config.has("run.seed") ? static_cast<std::uint64_t>(config.get_int("run.seed")) : 0;
+  c.run = config.has("run.run") ? static_cast<std::uint64_t>(config.get_int("run.run")) : 0;
+  c.gpus = topology.gpu_count();
+  c.gpus_used = strategy.world_size();
+  c.strategy = strategy;
+  c.model = describe(model);
+  c.gpu = gpu.name;
+  c.topology = topology.name.empty() ? std::string("custom") : topology.name;
+  c.network = std::string(to_string(network.model)) + " (" + network.provenance + ")";
+  c.notes = validation.notes;
+  return c;
+}
+
+nlohmann::json context_json(const RunContext& c, std::string_view mode) {
+  nlohmann::json j;
+  j["mode"] = std::string(mode);
+  j["seed"] = c.seed;
+  j["gpus"] = c.gpus;
+  j["gpus_used"] = c.gpus_used;
+  j["model"] = c.model;
+  j["gpu"] = c.gpu;
+  j["topology"] = c.topology;
+  j["network"] = c.network;
+  j["notes"] = c.notes;
+  j["strategy"] = strategy_json(c.strategy);
+  return j;
+}
+
+Hdf5Writer open_run_results(const std::filesystem::path& path, std::uint64_t seed, const std::string& scenario_ini,
+                            const std::string& command, const nlohmann::json& summary) {
+  Hdf5Writer w(path);
+  Provenance p;
+  p.kind = "run";
+  p.seed = seed;
+  p.scenario_ini = scenario_ini;
+  p.command = command;
+  write_provenance(w, p);
+  write_json_attributes(w, schema::kSummary, summary);
+  return w;
+}
+
 nlohmann::json to_json(const RunSummary& s) {
   using nlohmann::json;
-  json j;
-  j["mode"] = "batch";
-  j["seed"] = s.seed;
-  j["gpus"] = s.gpus;
-  j["gpus_used"] = s.gpus_used;
-  j["model"] = s.model;
-  j["gpu"] = s.gpu;
-  j["topology"] = s.topology;
-  j["network"] = s.network;
-  j["strategy"] = strategy_json(s.strategy);
+  json j = context_json(s, "batch");
   j["workload"] = {{"kind", "batch"},
                    {"sequences", s.sequences},
                    {"prompt_tokens", s.prompt_tokens},
@@ -360,7 +386,6 @@ nlohmann::json to_json(const RunSummary& s) {
   j["transfers"] = s.transfers;
   j["events"] = s.events;
   j["wall_s"] = s.wall_s;
-  j["notes"] = s.notes;
   return j;
 }
 
@@ -430,14 +455,7 @@ std::string format_report(const RunSummary& s) {
 
 void write_results(const std::filesystem::path& path, const RunSummary& s, const std::string& scenario_ini,
                    const std::string& command) {
-  Hdf5Writer w(path);
-  Provenance p;
-  p.kind = "run";
-  p.seed = s.seed;
-  p.scenario_ini = scenario_ini;
-  p.command = command;
-  write_provenance(w, p);
-  write_json_attributes(w, schema::kSummary, to_json(s));
+  Hdf5Writer w = open_run_results(path, s.seed, scenario_ini, command, to_json(s));
 
   {
     std::vector<std::int64_t> gpu, stage;

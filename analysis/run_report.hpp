@@ -15,15 +15,21 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "analysis/chrome_trace.hpp"
+#include "analysis/hdf5_writer.hpp"
 #include "analysis/time_breakdown.hpp"
 #include "sim/options.hpp"
+#include "sim/gpu_spec.hpp"
 #include "sim/units.hpp"
+#include "topology/network.hpp"
+#include "topology/topology.hpp"
 #include "workloads/memory_model.hpp"
+#include "workloads/model_spec.hpp"
 #include "workloads/plan_builder.hpp"
 #include "workloads/strategy.hpp"
 
@@ -54,8 +60,11 @@ struct LinkSummary {
   double utilisation = 0.0;  // busy / latency of the iteration
 };
 
-struct RunSummary {
+/// The scenario a run report describes, shared by batch (RunSummary) and
+/// serving (ServingRun) runs.
+struct RunContext {
   std::uint64_t seed = 0;
+  std::uint64_t run = 0;       // run.run: the replication number
   std::int64_t gpus = 0;       // in the cluster
   std::int64_t gpus_used = 0;  // by the strategy (its world size)
   Strategy strategy;
@@ -64,6 +73,13 @@ struct RunSummary {
   std::string topology;
   std::string network;          // "flow" / "analytical" and its calibration
   std::vector<std::string> notes;  // validation notes (unused GPUs, conventions, ...)
+};
+
+/// The context of a validated scenario (seed and run from `config`).
+RunContext run_context(const Config& config, const Topology& topology, const ModelSpec& model, const GpuSpec& gpu,
+                       const Strategy& strategy, const ValidationResult& validation, const NetworkParams& network);
+
+struct RunSummary : RunContext {
 
   std::int64_t sequences = 0;
   std::int64_t prompt_tokens = 0;  // per sequence
@@ -112,6 +128,13 @@ RunSummary run_batch(const Config& config, const BatchRunOptions& options = {});
 /// The `run` JSON document (DESIGN.md keys, plus detail).
 /// The `strategy` object of the run/serving JSON (DESIGN.md keys plus derived degrees).
 nlohmann::json strategy_json(const Strategy& strategy);
+/// The keys every run document starts with: mode ("batch" / "serving"), seed,
+/// gpus, gpus_used, model, gpu, topology, network, notes, strategy.
+nlohmann::json context_json(const RunContext& context, std::string_view mode);
+/// Opens a results file with the provenance of a run and its /summary (the
+/// JSON's leaves); the caller adds its tables and commits.
+Hdf5Writer open_run_results(const std::filesystem::path& path, std::uint64_t seed, const std::string& scenario_ini,
+                            const std::string& command, const nlohmann::json& summary);
 nlohmann::json to_json(const RunSummary& summary);
 /// The human-readable report.
 std::string format_report(const RunSummary& summary);

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdio>
 #include <sstream>
+#include <stdexcept>
+#include <utility>
 
 #include "analysis/hdf5_writer.hpp"
 #include "analysis/run_report.hpp"
@@ -81,16 +83,9 @@ ServingRun run_serving(const Config& config) {
   const ValidationResult validation = validate(model, strategy, gpus);
   validation.throw_if_invalid();
 
-  out.seed = config.has("run.seed") ? static_cast<std::uint64_t>(config.get_int("run.seed")) : 0;
-  const std::uint64_t run_number = config.has("run.run") ? static_cast<std::uint64_t>(config.get_int("run.run")) : 0;
-  const RandomStreams streams(out.seed, run_number);
-  out.gpus = gpus;
-  out.gpus_used = strategy.world_size();
-  out.strategy = strategy;
-  out.model = describe(model);
-  out.gpu = gpu.name;
-  out.topology = topology.name.empty() ? std::string("custom") : topology.name;
-  out.notes = validation.notes;
+  const NetworkParams net_params = network_params_from_config(config, topology);
+  static_cast<RunContext&>(out) = run_context(config, topology, model, gpu, strategy, validation, net_params);
+  const RandomStreams streams(out.seed, out.run);
 
   // KV cache: what the memory model leaves, unless overridden.
   SchedulerConfig sched = out.options.scheduler;
@@ -114,8 +109,6 @@ ServingRun run_serving(const Config& config) {
   const RankMapping mapping(model, strategy);
   const ComputeModel compute(gpu);
   const RoutingConfig routing = routing_from_config(config);
-  const NetworkParams net_params = network_params_from_config(config, topology);
-  out.network = std::string(to_string(net_params.model)) + " (" + net_params.provenance + ")";
   EngineLayout layout = engine_layout(mapping);
 
   std::vector<Request> requests = generate_requests(out.options.stream, streams);
@@ -136,17 +129,7 @@ nlohmann::json to_json(const ServingRun& r) {
   using nlohmann::json;
   const ServingSummary& s = r.summary;
   const ServingOptions& o = r.options;
-  json j;
-  j["mode"] = "serving";
-  j["seed"] = r.seed;
-  j["gpus"] = r.gpus;
-  j["gpus_used"] = r.gpus_used;
-  j["model"] = r.model;
-  j["gpu"] = r.gpu;
-  j["topology"] = r.topology;
-  j["network"] = r.network;
-  j["notes"] = r.notes;
-  j["strategy"] = strategy_json(r.strategy);
+  json j = context_json(r, "serving");
   j["workload"] = {{"kind", "serving"},
                    {"arrival", std::string(to_string(o.stream.arrival))},
                    {"rate", o.stream.rate},
@@ -329,14 +312,7 @@ void fill_serving_trace(ChromeTrace& trace, const ServingRun& r) {
 
 void write_serving_results(const std::filesystem::path& path, const ServingRun& r, const std::string& scenario_ini,
                            const std::string& command) {
-  Hdf5Writer w(path);
-  Provenance p;
-  p.kind = "run";
-  p.seed = r.seed;
-  p.scenario_ini = scenario_ini;
-  p.command = command;
-  write_provenance(w, p);
-  write_json_attributes(w, schema::kSummary, to_json(r));
+  Hdf5Writer w = open_run_results(path, r.seed, scenario_ini, command, to_json(r));
   {
     const auto& q = r.summary.requests;
     std::vector<std::int64_t> id, prompt, output, replica, preempt, measured, meets;
@@ -395,6 +371,82 @@ void write_serving_results(const std::filesystem::path& path, const ServingRun& 
     w.write_table("/iterations", cols);
   }
   w.commit();
+}
+
+namespace {
+
+// Passes iterations on to a PlanTimer and keeps the engine batches of those
+// with iteration % every == phase.
+class SamplingTimer final : public IterationTimer {
+ public:
+  SamplingTimer(PlanTimer& inner, std::int64_t every, std::int64_t phase)
+      : inner_(&inner), every_(every), phase_(phase) {}
+  IterationTiming time(std::int32_t engine, const EngineBatch& batch, std::int64_t iteration) override {
+    if (iteration % every_ == phase_) seen.emplace_back(engine, batch);
+    return inner_->time(engine, batch, iteration);
+  }
+  std::vector<std::pair<std::int32_t, EngineBatch>> seen;
+
+ private:
+  PlanTimer* inner_;
+  std::int64_t every_;
+  std::int64_t phase_;
+};
+
+}  // namespace
+
+CacheCheck check_iteration_cache(const Config& config, std::int64_t every, std::int64_t phase) {
+  if (every < 1 || phase < 0 || phase >= every) {
+    throw std::invalid_argument("check_iteration_cache: need every >= 1 and 0 <= phase < every");
+  }
+  const Topology topology = topology_from_config(config);
+  const ModelSpec model = model_from_config(config);
+  const GpuSpec gpu = gpu_from_config(config);
+  const Strategy strategy = strategy_from_config(config, topology.gpu_count());
+  const ServingOptions so = serving_options_from_config(config);
+  const RandomStreams streams(static_cast<std::uint64_t>(config.get_int("run.seed")),
+                              static_cast<std::uint64_t>(config.get_int("run.run")));
+  const RankMapping mapping(model, strategy);
+  const ComputeModel compute(gpu);
+  const EngineLayout layout = engine_layout(mapping);
+  PlanTimer timer(model, mapping, compute, routing_from_config(config), streams, topology,
+                  network_params_from_config(config, topology), layout,
+                  PlanTimerOptions{so.shape_buckets, so.sample_layers});
+  SamplingTimer sampler(timer, every, phase);
+  // The KV cache as run_serving sizes it.
+  SchedulerConfig sched = so.scheduler;
+  if (sched.kv_blocks <= 0) {
+    sched.kv_blocks = kv_capacity(model, strategy, gpu, memory_options_from_config(config), sched.max_batched_tokens,
+                                  sched.kv_block_tokens)
+                          .blocks;
+  }
+  Simulator sim;
+  ServingSimulator serving(sim, generate_requests(so.stream, streams), layout, strategy.pp, sched, so.router,
+                           sampler);
+  (void)serving.run();
+
+  CacheCheck out;
+  out.engine_local = timer.engine_local();
+  out.iterations = sampler.seen.size();
+  for (std::size_t i = 0; i < sampler.seen.size(); ++i) {
+    const auto& [engine, batch] = sampler.seen[i];
+    const double cached = timer.time(engine, batch, 0).latency.seconds();
+    const double exact = timer.simulate_exact(engine, batch, static_cast<std::int64_t>(i) + 1).latency.seconds();
+    const double e = cached / exact - 1.0;
+    out.mean_abs_error += std::fabs(e);
+    out.mean_error += e;
+    if (std::fabs(e) > out.worst_error || i == 0) {
+      out.worst_error = std::fabs(e);
+      out.worst_cached_s = cached;
+      out.worst_exact_s = exact;
+      out.worst_batch = batch;
+    }
+  }
+  if (out.iterations > 0) {
+    out.mean_abs_error /= static_cast<double>(out.iterations);
+    out.mean_error /= static_cast<double>(out.iterations);
+  }
+  return out;
 }
 
 }  // namespace moesim::analysis

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "analysis/chrome_trace.hpp"
+#include "analysis/run_report.hpp"
 #include "analysis/serving_metrics.hpp"
 #include "sim/options.hpp"
 #include "workloads/iteration_timer.hpp"
@@ -23,16 +24,7 @@
 
 namespace moesim::analysis {
 
-struct ServingRun {
-  std::uint64_t seed = 0;
-  std::int64_t gpus = 0;
-  std::int64_t gpus_used = 0;
-  Strategy strategy;
-  std::string model;
-  std::string gpu;
-  std::string topology;
-  std::string network;
-  std::vector<std::string> notes;
+struct ServingRun : RunContext {
 
   ServingOptions options;
   KvCapacity kv;                  // from the memory model
@@ -71,5 +63,22 @@ void fill_serving_trace(ChromeTrace& trace, const ServingRun& run);
 /// engine iteration).
 void write_serving_results(const std::filesystem::path& path, const ServingRun& run,
                            const std::string& scenario_ini, const std::string& command);
+
+/// The iteration cache against exact plans (docs/serving.md, "Error of the
+/// acceleration"): runs the serving simulation of `config` with a fresh
+/// PlanTimer, keeps the engine batches of the iterations i with
+/// i % every == phase, and times each with the cache and as the exact full
+/// plan. Errors are cached / exact - 1.
+struct CacheCheck {
+  std::size_t iterations = 0;        // batches compared
+  double mean_abs_error = 0.0;
+  double mean_error = 0.0;
+  double worst_error = 0.0;          // largest |error|
+  double worst_cached_s = 0.0;       // that iteration's two times
+  double worst_exact_s = 0.0;
+  EngineBatch worst_batch;
+  bool engine_local = false;         // a cache miss simulates one engine only
+};
+CacheCheck check_iteration_cache(const Config& config, std::int64_t every, std::int64_t phase);
 
 }  // namespace moesim::analysis

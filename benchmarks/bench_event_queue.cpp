@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_clock.hpp"
 #include "sim/binary_heap_queue.hpp"
 #include "sim/ladder_queue.hpp"
 #include "sim/random.hpp"
@@ -55,11 +56,7 @@ struct HoldResult {
   double cpu_s;
 };
 
-double thread_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
+using moesim::bench::thread_cpu_seconds;
 
 HoldResult run_hold(std::size_t pending, std::uint64_t handled_events, Delay distribution, std::uint64_t seed) {
   using namespace moesim;

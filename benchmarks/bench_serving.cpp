@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_clock.hpp"
 #include "analysis/serving_run.hpp"
 #include "apps/commands.hpp"
 #include "sim/compute_model.hpp"
@@ -33,26 +34,7 @@ using namespace moesim;
 
 namespace {
 
-double thread_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-// Keeps every k-th engine batch on its way to the timer.
-class Recorder final : public IterationTimer {
- public:
-  Recorder(PlanTimer& inner, std::int64_t every) : inner_(&inner), every_(every) {}
-  IterationTiming time(std::int32_t engine, const EngineBatch& batch, std::int64_t iteration) override {
-    if (every_ > 0 && iteration % every_ == every_ / 2) seen.emplace_back(engine, batch);
-    return inner_->time(engine, batch, iteration);
-  }
-  std::vector<std::pair<std::int32_t, EngineBatch>> seen;
-
- private:
-  PlanTimer* inner_;
-  std::int64_t every_;
-};
+using moesim::bench::thread_cpu_seconds;
 
 }  // namespace
 
@@ -116,54 +98,16 @@ int main(int argc, char** argv) {
     // 2. The acceleration on this scenario: cached vs exact iteration times
     //    (separate, untimed: the exact plans are what the cache avoids).
     if (check > 0) {
-      const Topology topology = topology_from_config(config);
-      const ModelSpec model = model_from_config(config);
-      const GpuSpec gpu = gpu_from_config(config);
-      const Strategy strategy = strategy_from_config(config, topology.gpu_count());
-      const ServingOptions so = serving_options_from_config(config);
-      const RandomStreams streams(static_cast<std::uint64_t>(config.get_int("run.seed")),
-                                  static_cast<std::uint64_t>(config.get_int("run.run")));
-      const RankMapping mapping(model, strategy);
-      const ComputeModel compute(gpu);
-      const NetworkParams net = network_params_from_config(config, topology);
-      const EngineLayout layout = engine_layout(mapping);
-      PlanTimer timer(model, mapping, compute, routing_from_config(config), streams, topology, net, layout,
-                      PlanTimerOptions{so.shape_buckets, so.sample_layers});
-      Recorder rec(timer, std::max<std::int64_t>(1, s.iterations / check));
-      Simulator sim;
-      SchedulerConfig sched = so.scheduler;
-      sched.kv_blocks = run.options.scheduler.kv_blocks;
-      ServingSimulator again(sim, generate_requests(so.stream, streams), layout, strategy.pp, sched, so.router, rec);
-      (void)again.run();
-      double sum = 0.0;
-      double worst = 0.0;
-      double bias = 0.0;
-      std::size_t worst_i = 0;
-      double worst_c = 0.0;
-      double worst_x = 0.0;
-      for (std::size_t i = 0; i < rec.seen.size(); ++i) {
-        const auto& [engine, batch] = rec.seen[i];
-        const double c = timer.time(engine, batch, 0).latency.seconds();
-        const double x = timer.simulate_exact(engine, batch, static_cast<std::int64_t>(i) + 1).latency.seconds();
-        const double e = c / x - 1.0;
-        sum += std::fabs(e);
-        bias += e;
-        if (std::fabs(e) > worst) {
-          worst_i = i;
-          worst_c = c;
-          worst_x = x;
-        }
-        worst = std::max(worst, std::fabs(e));
-      }
-      const double n = static_cast<double>(std::max<std::size_t>(1, rec.seen.size()));
+      const std::int64_t every = std::max<std::int64_t>(1, s.iterations / check);
+      const analysis::CacheCheck c = analysis::check_iteration_cache(config, every, every / 2);
       std::printf("\ncache check             %zu iterations of this run, cached vs exact full plan: mean |error| "
                   "%.2f %%, mean error %+.2f %%, worst %.2f %%\n",
-                  rec.seen.size(), 100.0 * sum / n, 100.0 * bias / n, 100.0 * worst);
-      if (!rec.seen.empty()) {
+                  c.iterations, 100.0 * c.mean_abs_error, 100.0 * c.mean_error, 100.0 * c.worst_error);
+      if (c.iterations > 0) {
         // The worst iteration's batch: per replica, new tokens (prefill + decode) and sequences.
         std::printf("                        worst: cached %.3f ms vs exact %.3f ms; replicas (new tokens/sequences):",
-                    worst_c * 1e3, worst_x * 1e3);
-        for (const auto& replica : rec.seen[worst_i].second.replicas) {
+                    c.worst_cached_s * 1e3, c.worst_exact_s * 1e3);
+        for (const auto& replica : c.worst_batch.replicas) {
           std::int64_t tokens = 0;
           for (const SequenceChunk& chunk : replica) tokens += chunk.new_tokens;
           std::printf(" %lld/%zu", static_cast<long long>(tokens), replica.size());

@@ -8,3 +8,16 @@ if(NOT _git_rc EQUAL 0 OR MOESIM_GIT_COMMIT STREQUAL "")
 endif()
 configure_file(${CMAKE_SOURCE_DIR}/cmake/version.hpp.in
   ${CMAKE_BINARY_DIR}/generated/moesim/version.hpp @ONLY)
+# Re-run this when HEAD moves (a commit, a checkout), so an incremental build
+# never stamps results files with an old commit. configure_file rewrites the
+# header only when its text changes, so nothing else rebuilds.
+if(EXISTS ${CMAKE_SOURCE_DIR}/.git/HEAD)
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/.git/HEAD)
+  file(READ ${CMAKE_SOURCE_DIR}/.git/HEAD _git_head)
+  if(_git_head MATCHES "^ref: ([^\n]+)")
+    set(_git_ref ${CMAKE_SOURCE_DIR}/.git/${CMAKE_MATCH_1})
+    if(EXISTS ${_git_ref})
+      set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${_git_ref})
+    endif()
+  endif()
+endif()

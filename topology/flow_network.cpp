@@ -1023,10 +1023,7 @@ void FlowNetwork::start_group(std::span<const GpuId> src, std::span<const GpuId>
     NetworkModel::start_group(src, dst, bytes, std::move(on_all_delivered));
     return;
   }
-  if (src.size() != dst.size() || src.size() != bytes.size()) {
-    throw std::invalid_argument("network: transfer group spans of different lengths");
-  }
-  for (std::size_t i = 0; i < src.size(); ++i) check_transfer(src[i], dst[i], Bytes(bytes[i]));
+  check_group(src, dst, bytes);
   group_paths_.resize(src.size());
   for (std::size_t i = 0; i < src.size(); ++i) group_paths_[i] = path_index(src[i], dst[i]);
   solver_.start_coflow(group_paths_, bytes, src, dst, std::move(on_all_delivered));

@@ -233,10 +233,7 @@ NetworkModel::~NetworkModel() = default;
 
 void NetworkModel::start_group(std::span<const GpuId> src, std::span<const GpuId> dst,
                                std::span<const std::int64_t> bytes, UniqueFunction<void()> on_all_delivered) {
-  if (src.size() != dst.size() || src.size() != bytes.size()) {
-    throw std::invalid_argument("network: transfer group spans of different lengths");
-  }
-  for (std::size_t i = 0; i < src.size(); ++i) check_transfer(src[i], dst[i], Bytes(bytes[i]));
+  check_group(src, dst, bytes);
   if (src.empty()) {
     sim_.schedule_in(Duration::zero(), std::move(on_all_delivered));
     return;
@@ -255,6 +252,14 @@ void NetworkModel::start_group(std::span<const GpuId> src, std::span<const GpuId
       }
     });
   }
+}
+
+void NetworkModel::check_group(std::span<const GpuId> src, std::span<const GpuId> dst,
+                               std::span<const std::int64_t> bytes) const {
+  if (src.size() != dst.size() || src.size() != bytes.size()) {
+    throw std::invalid_argument("network: transfer group spans of different lengths");
+  }
+  for (std::size_t i = 0; i < src.size(); ++i) check_transfer(src[i], dst[i], Bytes(bytes[i]));
 }
 
 void NetworkModel::check_transfer(GpuId src, GpuId dst, Bytes bytes) const {

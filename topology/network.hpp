@@ -236,6 +236,8 @@ class NetworkModel {
   /// Called when a new path is interned (the flow model copies it).
   virtual void on_new_path(std::int32_t /*index*/) {}
   void check_transfer(GpuId src, GpuId dst, Bytes bytes) const;
+  /// check_transfer for each transfer of a group, after checking the spans agree.
+  void check_group(std::span<const GpuId> src, std::span<const GpuId> dst, std::span<const std::int64_t> bytes) const;
   [[nodiscard]] const std::vector<double>& capacities() const { return capacity_; }
 
   Simulator& sim_;

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "analysis/hdf5_writer.hpp"
+#include "temp_dir.hpp"
 
 extern char** environ;
 
@@ -163,19 +164,8 @@ int run(const std::vector<std::string>& argv, const fs::path& log) {
   return WEXITSTATUS(status);
 }
 
-std::string slurp(const fs::path& p) {
-  std::error_code ec;
-  const auto size = fs::file_size(p, ec);
-  if (ec) return {};
-  std::string bytes(static_cast<std::size_t>(size), '\0');
-  std::ifstream in(p, std::ios::binary);
-  in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  bytes.resize(static_cast<std::size_t>(in.gcount()));
-  return bytes;
-}
-
 bool is_png(const fs::path& p) {
-  const std::string bytes = slurp(p);
+  const std::string bytes = moesim::test::read_bytes(p);
   return bytes.size() > 1000 && bytes.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0;
 }
 
@@ -199,7 +189,7 @@ int main(int argc, char** argv) {
 
     const fs::path figs = out / "figs";
     const int rc = run({python, plot, full.string(), "--out", figs.string()}, out / "full.log");
-    std::cout << slurp(out / "full.log");
+    std::cout << moesim::test::read_bytes(out / "full.log");
     if (rc == 77) {
       std::cout << "SKIP: plot.py reports a missing Python module\n";
       return 77;
@@ -218,7 +208,7 @@ int main(int argc, char** argv) {
 
     const fs::path figs2 = out / "figs_summary";
     const int rc2 = run({python, plot, summary.string(), "--out", figs2.string()}, out / "summary.log");
-    const std::string log2 = slurp(out / "summary.log");
+    const std::string log2 = moesim::test::read_bytes(out / "summary.log");
     std::cout << log2;
     if (rc2 != 0) {
       std::cout << "FAIL: plot.py on a summary-only file exited with " << rc2 << "\n";

@@ -32,21 +32,6 @@ Config scenario(Overrides extra) {
   return cli::make_config(std::nullopt, o);
 }
 
-// Passes iterations to a PlanTimer and keeps every k-th engine batch.
-class Recorder final : public IterationTimer {
- public:
-  Recorder(PlanTimer& inner, int every) : inner_(&inner), every_(every) {}
-  IterationTiming time(std::int32_t engine, const EngineBatch& batch, std::int64_t iteration) override {
-    if (iteration % every_ == 0) seen.emplace_back(engine, batch);
-    return inner_->time(engine, batch, iteration);
-  }
-  std::vector<std::pair<std::int32_t, EngineBatch>> seen;
-
- private:
-  PlanTimer* inner_;
-  int every_;
-};
-
 std::int64_t total_tokens(const EngineBatch& b) {
   std::int64_t t = 0;
   for (const auto& r : b.replicas)
@@ -113,42 +98,14 @@ TEST_CASE("cached iteration times agree with the exact plan within the stated bo
                                      {"routing.distribution", k.routing},
                                      {"workload.rate", "30"},
                                      {"workload.requests", "400"}});
-    const Topology topology = topology_from_config(config);
-    const ModelSpec model = model_from_config(config);
-    const GpuSpec gpu = gpu_from_config(config);
-    const Strategy strategy = strategy_from_config(config, topology.gpu_count());
-    const ServingOptions so = serving_options_from_config(config);
-    const RandomStreams streams(1);
-    const RankMapping mapping(model, strategy);
-    const ComputeModel compute(gpu);
-    const NetworkParams net = network_params_from_config(config, topology);
-    const EngineLayout layout = engine_layout(mapping);
-    PlanTimer cached(model, mapping, compute, routing_from_config(config), streams, topology, net, layout,
-                     PlanTimerOptions{8, 4});
+    const analysis::CacheCheck c = analysis::check_iteration_cache(config, 37, 0);
     // EP4: two engines of 2 replicas, a cache miss runs on one engine only;
     // EP8: a single engine (the whole cluster).
-    CHECK(cached.engine_local() == (std::string(ep) == "4"));
-    Recorder rec(cached, 37);
-    SchedulerConfig sched = so.scheduler;
-    sched.kv_blocks = kv_capacity(model, strategy, gpu, memory_options_from_config(config), sched.max_batched_tokens,
-                                  sched.kv_block_tokens)
-                          .blocks;
-    Simulator sim;
-    ServingSimulator serving(sim, generate_requests(so.stream, streams), layout, strategy.pp, sched, so.router, rec);
-    (void)serving.run();
-    REQUIRE(rec.seen.size() >= 20);
-    double sum = 0.0;
-    double worst = 0.0;
-    for (std::size_t i = 0; i < rec.seen.size(); ++i) {
-      const auto& [engine, batch] = rec.seen[i];
-      const double c = cached.time(engine, batch, 0).latency.seconds();
-      const double x = cached.simulate_exact(engine, batch, static_cast<std::int64_t>(i)).latency.seconds();
-      const double err = std::fabs(c / x - 1.0);
-      sum += err;
-      worst = std::max(worst, err);
-    }
-    const double mean = sum / static_cast<double>(rec.seen.size());
-    INFO("EP " << ep << ", " << k.routing << " routing: " << rec.seen.size() << " iterations, mean |error| " << mean
+    CHECK(c.engine_local == (std::string(ep) == "4"));
+    REQUIRE(c.iterations >= 20);
+    const double mean = c.mean_abs_error;
+    const double worst = c.worst_error;
+    INFO("EP " << ep << ", " << k.routing << " routing: " << c.iterations << " iterations, mean |error| " << mean
                 << ", worst " << worst);
     // docs/serving.md: the quantisation bounds an iteration's error by 10 %;
     // measured (balanced routing) it stays below 2 %, so 5 % here also
